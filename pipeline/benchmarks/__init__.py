@@ -1,0 +1,50 @@
+"""Benchmark tables: ``load_benchmark`` is the one entry point."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pipeline.benchmarks import nasbench101, natsbench
+from pipeline.benchmarks.base import Benchmark, BenchmarkError, Split
+from pipeline.paths import resolve_data_dir
+
+BENCHMARKS = ("nasbench101", "natsbench")
+
+__all__ = ["BENCHMARKS", "Benchmark", "BenchmarkError", "Split", "load_benchmark"]
+
+_CACHE: dict[tuple, Benchmark] = {}
+
+
+def load_benchmark(
+    name: str,
+    dataset: str = "cifar10",
+    data_dir: str | os.PathLike | None = None,
+    label: str | None = None,
+    pruning: str = "full",
+    cache: bool = True,
+) -> Benchmark:
+    """Load a benchmark by name from the data directory (see pipeline.paths).
+
+    ``dataset`` applies to NATS-Bench (cifar10, cifar100, ImageNet16-120); NAS-Bench-101 is
+    CIFAR-10 only. Loaded tables are cached per process.
+    """
+    if name not in BENCHMARKS:
+        raise BenchmarkError(f"unknown benchmark {name!r}; expected one of {list(BENCHMARKS)}")
+    root = resolve_data_dir(data_dir)
+    if name == "nasbench101":
+        if dataset != "cifar10":
+            raise BenchmarkError(f"NAS-Bench-101 has CIFAR-10 only, got dataset {dataset!r}")
+        path = nasbench101.find_file(root)
+    else:
+        path = natsbench.find_source(root)
+    key = (name, dataset, str(Path(path).resolve()), label, pruning)
+    if cache and key in _CACHE:
+        return _CACHE[key]
+    if name == "nasbench101":
+        bench = nasbench101.load(path, label=label)
+    else:
+        bench = natsbench.load(path, dataset=dataset, label=label, pruning=pruning)
+    if cache:
+        _CACHE[key] = bench
+    return bench
