@@ -45,8 +45,9 @@ def _print(obj: dict, as_json: bool) -> None:
 def cmd_data_info(args: argparse.Namespace) -> int:
     from pipeline.benchmarks import load_benchmark
 
-    bench = load_benchmark(args.benchmark, args.dataset, args.data_dir, label=args.label,
-                           pruning=args.pruning)
+    bench = load_benchmark(
+        args.benchmark, args.dataset, args.data_dir, label=args.label, pruning=args.pruning
+    )
     _print(bench.summary(), args.json)
     return 0
 
@@ -111,14 +112,28 @@ def cmd_data_convert(args: argparse.Namespace) -> int:
 
 
 def _add_data_args(p: argparse.ArgumentParser, benchmark_required: bool = True) -> None:
-    p.add_argument("--benchmark", choices=["nasbench101", "natsbench"],
-                   required=benchmark_required, default=None)
-    p.add_argument("--dataset", default="cifar10", choices=["cifar10", "cifar100", "ImageNet16-120"],
-                   help="NATS-Bench data set (NAS-Bench-101: cifar10 only)")
-    p.add_argument("--label", default=None,
-                   help="accuracy column to use (default: the benchmark's best available)")
-    p.add_argument("--data-dir", default=None,
-                   help="data folder (default: $GNN2GNN_DATA, ./data, then ../shared/data)")
+    p.add_argument(
+        "--benchmark",
+        choices=["nasbench101", "natsbench"],
+        required=benchmark_required,
+        default=None,
+    )
+    p.add_argument(
+        "--dataset",
+        default="cifar10",
+        choices=["cifar10", "cifar100", "ImageNet16-120"],
+        help="NATS-Bench data set (NAS-Bench-101: cifar10 only)",
+    )
+    p.add_argument(
+        "--label",
+        default=None,
+        help="accuracy column to use (default: the benchmark's best available)",
+    )
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="data folder (default: $GNN2GNN_DATA, ./data, then ../shared/data)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -132,8 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = data.add_subparsers(dest="data_command", required=True)
     info = dsub.add_parser("info", help="cells, labels and accuracies of a benchmark")
     _add_data_args(info)
-    info.add_argument("--pruning", choices=["full", "none"], default="full",
-                      help="NATS node-form pruning rule (see pipeline.benchmarks.natsbench)")
+    info.add_argument(
+        "--pruning",
+        choices=["full", "none"],
+        default="full",
+        help="NATS node-form pruning rule (see pipeline.benchmarks.natsbench)",
+    )
     info.set_defaults(func=cmd_data_info)
     lookup = dsub.add_parser("lookup", help="prune, validate and hash a cell; show its table row")
     _add_data_args(lookup)
@@ -141,8 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     lookup.add_argument("--matrix", required=True, help="row-major 0/1 string of the V x V matrix")
     lookup.set_defaults(func=cmd_data_lookup)
     conv = dsub.add_parser("convert", help="official files -> the project's compact Parquet")
-    conv.add_argument("source", help="nasbench_only108.tfrecord / nasbench_full.tfrecord, or "
-                                     "the NATS-tss-v1_0-3ffb9-simple folder")
+    conv.add_argument(
+        "source",
+        help="nasbench_only108.tfrecord / nasbench_full.tfrecord, or "
+        "the NATS-tss-v1_0-3ffb9-simple folder",
+    )
     conv.add_argument("--out", default=None, help="output Parquet (default: beside the source)")
     conv.add_argument("--json", action="store_true")
     conv.set_defaults(func=cmd_data_convert)

@@ -49,7 +49,8 @@ class SearchSpace:
             return self.ops.index(name)
         except ValueError:
             raise ValueError(
-                f"unknown op {name!r} for search space {self.name}; expected one of {list(self.ops)}"
+                f"unknown op {name!r} for search space {self.name}; "
+                f"expected one of {list(self.ops)}"
             ) from None
 
     def hash_label(self, op_index: int) -> int:
@@ -92,4 +93,6 @@ def get_space(name: str) -> SearchSpace:
     try:
         return SPACES[name]
     except KeyError:
-        raise ValueError(f"unknown search space {name!r}; expected one of {sorted(SPACES)}") from None
+        raise ValueError(
+            f"unknown search space {name!r}; expected one of {sorted(SPACES)}"
+        ) from None

@@ -72,7 +72,8 @@ def test_nats_node_form_counts_and_merge_rule(nats, data_dir):
     cell = natsbench.arch_to_cell(table.arch_str[0])
     h = cell.hash(NATSBENCH)
     members = [
-        a for a, arch in zip(table.cifar10_test_acc, table.arch_str, strict=True)
+        a
+        for a, arch in zip(table.cifar10_test_acc, table.arch_str, strict=True)
         if (c := natsbench.arch_to_cell(arch)) is not None and c.hash(NATSBENCH) == h
     ]
     assert nats.accuracy[nats.lookup(h)] == pytest.approx(np.mean(members))
@@ -102,8 +103,12 @@ def test_official_nats_reader_agrees_with_shared_table(data_dir):
     for _, row in official.iterrows():
         ref = table.loc[row["index"]]
         assert row.arch_str == ref.arch_str
-        for col in ("cifar10_test_acc", "cifar100_test_acc", "imagenet16_test_acc",
-                    "cifar10_valid_acc"):
+        for col in (
+            "cifar10_test_acc",
+            "cifar100_test_acc",
+            "imagenet16_test_acc",
+            "cifar10_valid_acc",
+        ):
             assert row[col] == pytest.approx(ref[col], abs=1e-6), (row["index"], col)
     with pytest.raises(BenchmarkError, match="no 200-epoch record for architecture 1"):
         natsbench.read_official(fixture, datasets=("cifar10",), indices=[1])
@@ -136,13 +141,19 @@ def _records_from_table(nb101, rows):
     for r in rows:
         cell = nb101.cell(int(r))
         for k in range(3):
-            recs.append(NB101Record(
-                module_hash=str(nb101.hashes[r]), epochs=108, ops=cell.ops,
-                adjacency=tuple(int(x) for x in cell.adjacency.reshape(-1)),
-                trainable_parameters=int(nb101.extra["params"].iloc[r]),
-                training_time=1000.0 + k, train_accuracy=1.0,
-                validation_accuracy=0.90 + 0.01 * k, test_accuracy=0.89 + 0.01 * k,
-            ))
+            recs.append(
+                NB101Record(
+                    module_hash=str(nb101.hashes[r]),
+                    epochs=108,
+                    ops=cell.ops,
+                    adjacency=tuple(int(x) for x in cell.adjacency.reshape(-1)),
+                    trainable_parameters=int(nb101.extra["params"].iloc[r]),
+                    training_time=1000.0 + k,
+                    train_accuracy=1.0,
+                    validation_accuracy=0.90 + 0.01 * k,
+                    test_accuracy=0.89 + 0.01 * k,
+                )
+            )
     return recs
 
 
@@ -193,13 +204,23 @@ def test_missing_data_dir_and_malformed_file_are_clear_errors(tmp_path, monkeypa
 
 
 def _cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args],
-                          capture_output=True, text=True, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, env=env
+    )
 
 
 def test_cli_info_and_lookup_json(data_dir):
-    res = _cli("data", "info", "--benchmark", "natsbench", "--dataset", "ImageNet16-120",
-               "--json", "--data-dir", str(data_dir))
+    res = _cli(
+        "data",
+        "info",
+        "--benchmark",
+        "natsbench",
+        "--dataset",
+        "ImageNet16-120",
+        "--json",
+        "--data-dir",
+        str(data_dir),
+    )
     assert res.returncode == 0, res.stderr
     info = json.loads(res.stdout)
     assert info["label"] == "imagenet16_test_acc" and info["unique_node_form_graphs"] == 5256
@@ -209,10 +230,23 @@ def test_cli_info_and_lookup_json(data_dir):
     adj = np.zeros((8, 8), dtype=int)
     for s_, t in [(0, 1), (0, 2), (0, 3), (0, 5), (1, 7), (2, 7), (3, 4), (4, 7), (5, 7), (0, 6)]:
         adj[s_, t] = 1
-    ops = ("input,conv1x1-bn-relu,conv3x3-bn-relu,conv3x3-bn-relu,conv3x3-bn-relu,maxpool3x3,"
-           "conv1x1-bn-relu,output")
-    res = _cli("data", "lookup", "--benchmark", "nasbench101", "--json", "--ops", ops,
-               "--matrix", "".join(map(str, adj.reshape(-1))), "--data-dir", str(data_dir))
+    ops = (
+        "input,conv1x1-bn-relu,conv3x3-bn-relu,conv3x3-bn-relu,conv3x3-bn-relu,maxpool3x3,"
+        "conv1x1-bn-relu,output"
+    )
+    res = _cli(
+        "data",
+        "lookup",
+        "--benchmark",
+        "nasbench101",
+        "--json",
+        "--ops",
+        ops,
+        "--matrix",
+        "".join(map(str, adj.reshape(-1))),
+        "--data-dir",
+        str(data_dir),
+    )
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["pruned"] and out["num_vertices"] == 7
@@ -221,7 +255,17 @@ def test_cli_info_and_lookup_json(data_dir):
 
 
 def test_cli_bad_input_exits_2_without_traceback(data_dir):
-    res = _cli("data", "lookup", "--benchmark", "nasbench101", "--ops", "input,conv9x9,output",
-               "--matrix", "011001000", "--data-dir", str(data_dir))
+    res = _cli(
+        "data",
+        "lookup",
+        "--benchmark",
+        "nasbench101",
+        "--ops",
+        "input,conv9x9,output",
+        "--matrix",
+        "011001000",
+        "--data-dir",
+        str(data_dir),
+    )
     assert res.returncode == 2
     assert "unknown op 'conv9x9'" in res.stderr and "Traceback" not in res.stderr

@@ -5,8 +5,13 @@ from pipeline.cells import Cell, CellError, cells_to_dense, graph_hash, parse_ce
 from pipeline.spaces import ARCH2VEC_NB101_ORDER, NASBENCH101, NATSBENCH, get_space
 
 INCEPTION_OPS = [
-    "input", "conv1x1-bn-relu", "conv3x3-bn-relu", "conv3x3-bn-relu",
-    "conv3x3-bn-relu", "maxpool3x3", "output",
+    "input",
+    "conv1x1-bn-relu",
+    "conv3x3-bn-relu",
+    "conv3x3-bn-relu",
+    "conv3x3-bn-relu",
+    "maxpool3x3",
+    "output",
 ]
 INCEPTION_MATRIX = [
     [0, 1, 1, 1, 0, 1, 0],
@@ -108,7 +113,11 @@ def test_dense_tensors_put_output_on_last_slot():
 def test_one_vocabulary_per_space_and_conversion_at_the_edge():
     assert get_space("nasbench101") is NASBENCH101
     assert NASBENCH101.ops == (
-        "input", "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3", "output"
+        "input",
+        "conv3x3-bn-relu",
+        "conv1x1-bn-relu",
+        "maxpool3x3",
+        "output",
     )
     assert [NASBENCH101.hash_label(i) for i in range(5)] == [-1, 0, 1, 2, -2]
     assert NASBENCH101.reorder_from(ARCH2VEC_NB101_ORDER) == [0, 2, 1, 3, 4]

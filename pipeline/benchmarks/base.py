@@ -122,7 +122,9 @@ class Benchmark:
         order = lab[np.argsort(-self.accuracy[lab], kind="stable")]
         return set(self.hashes[order[:k]].tolist())
 
-    def split(self, top_n_removed: float = 10.0, train_fraction: float = 0.75, seed: int = 0) -> Split:
+    def split(
+        self, top_n_removed: float = 10.0, train_fraction: float = 0.75, seed: int = 0
+    ) -> Split:
         """Remove the best ``top_n_removed`` % of labelled cells, keep a seeded random
         ``train_fraction`` of the rest for training; strong = top half of the training set."""
         if not 0 <= top_n_removed < 100:

@@ -139,5 +139,9 @@ def convert(src: Path, dst: Path) -> dict:
     """Official TFRecord -> compact Parquet; returns a summary."""
     frame = tfrecord_to_frame(src, progress=True)
     atomic_write_parquet(frame, dst)
-    return {"source": str(src), "written": str(dst), "cells": len(frame),
-            "epochs": frame.attrs.get("epochs", [])}
+    return {
+        "source": str(src),
+        "written": str(dst),
+        "cells": len(frame),
+        "epochs": frame.attrs.get("epochs", []),
+    }

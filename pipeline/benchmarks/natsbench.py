@@ -95,8 +95,11 @@ def arch_to_cell(arch_str: str, pruning: str = "full") -> Cell | None:
 
 def find_source(data_dir: Path) -> Path:
     """The compact Parquet if present, else the official folder; BenchmarkError otherwise."""
-    candidates = [data_dir / PARQUET_NAME, data_dir / OFFICIAL_DIR_NAME,
-                  data_dir / "natsbench_official_fixture" / OFFICIAL_DIR_NAME]
+    candidates = [
+        data_dir / PARQUET_NAME,
+        data_dir / OFFICIAL_DIR_NAME,
+        data_dir / "natsbench_official_fixture" / OFFICIAL_DIR_NAME,
+    ]
     for c in candidates:
         if c.exists():
             return c
