@@ -230,3 +230,26 @@ def cells_to_dense(
         a[i, pos[:, None], pos[None, :]] = torch.as_tensor(cell.adjacency, dtype=torch.float32)
         mask[i, pos] = True
     return x, a, mask
+
+
+def table_to_dense(
+    ops: np.ndarray, adjacency: np.ndarray, num_vertices: np.ndarray, num_ops: int, n: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Vectorised :func:`cells_to_dense` for benchmark arrays (padded ops [R, Vmax] with -1,
+    adjacency [R, Vmax, Vmax], vertex counts [R]) -> (x [R,N,K], adj [R,N,N], mask [R,N])."""
+    r, vmax = ops.shape
+    nv = np.asarray(num_vertices, dtype=np.int64)
+    if (nv > n).any():
+        raise CellError(f"cells of up to {nv.max()} vertices do not fit in {n} slots")
+    j = np.broadcast_to(np.arange(vmax), (r, vmax))
+    slot = np.where(j == (nv - 1)[:, None], n - 1, j)
+    present = j < nv[:, None]
+    rows, cols = np.nonzero(present)
+    x = torch.zeros(r, n, num_ops)
+    x[rows, slot[rows, cols], ops[rows, cols].astype(np.int64)] = 1.0
+    mask = torch.zeros(r, n, dtype=torch.bool)
+    mask[rows, slot[rows, cols]] = True
+    b, s, t = np.nonzero(adjacency)
+    a = torch.zeros(r, n, n)
+    a[b, slot[b, s], slot[b, t]] = 1.0
+    return x, a, mask

@@ -1,0 +1,220 @@
+"""Generators of cells: GNN2GNN's GNN generator and the paper's three baselines.
+
+Every generator returns a :class:`Graphs` batch in the common dense layout: one-hot ops
+``x`` [B, N, K] in the search space's order (input on slot 0), adjacency ``adj`` [B, N, N]
+(strictly upper-triangular, 0/1 in the forward pass, straight-through gradients), and the
+node mask after refinement. Refinement (:func:`refine`) is the non-differentiable last step:
+nodes off every input-to-output path are zeroed, so critics see the same form as real cells.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from pipeline.models.layers import DirectedDenseConv, gumbel_sigmoid_st, gumbel_softmax_st
+
+
+class Graphs(NamedTuple):
+    """A dense batch of cells (see module docstring)."""
+
+    x: Tensor  # [B, N, K]
+    adj: Tensor  # [B, N, N]
+    mask: Tensor  # [B, N] bool: node present after refinement
+
+    def detach(self) -> Graphs:
+        return Graphs(self.x.detach(), self.adj.detach(), self.mask)
+
+
+def on_path(adj: Tensor, source: Tensor, sink: Tensor) -> Tensor:
+    """[B, N] bool: nodes forward-reachable from ``source`` AND backward-reachable from ``sink``
+    (both [B, N] bool one-hot) along the 0/1 edges of ``adj`` [B, N, N]."""
+    a = adj.detach() > 0.5
+    fwd, bwd = source.clone(), sink.clone()
+    af = a.to(torch.float32)
+    for _ in range(adj.shape[-1] - 1):
+        fwd = fwd | (torch.bmm(fwd.to(torch.float32).unsqueeze(1), af).squeeze(1) > 0)
+        bwd = bwd | (torch.bmm(af, bwd.to(torch.float32).unsqueeze(2)).squeeze(2) > 0)
+    return fwd & bwd
+
+
+def refine(x: Tensor, adj: Tensor, present: Tensor | None = None) -> Graphs:
+    """Drop unsampled edges, absent and isolated nodes, and nodes off input-output paths.
+
+    The input node is the one with op index 0, the output the one with the last op index.
+    Graphs with no path come back empty (all-zero), which the metrics count as invalid.
+    """
+    hard_x = x.detach() > 0.5
+    if present is not None:
+        adj = adj * (present.unsqueeze(2) & present.unsqueeze(1)).to(adj.dtype)
+    keep = on_path(adj, hard_x[..., 0], hard_x[..., -1])
+    if present is not None:
+        keep = keep & present
+    k = keep.to(x.dtype)
+    return Graphs(x * k.unsqueeze(-1), adj * k.unsqueeze(2) * k.unsqueeze(1), keep)
+
+
+def _fixed_io(interior: Tensor) -> Tensor:
+    """Interior op one-hots [B, N, K-2] -> full one-hots [B, N, K] with input on slot 0 and
+    output on slot N-1 (their interior rows are ignored)."""
+    b, n, _ = interior.shape
+    x = nn.functional.pad(interior, (1, 1))
+    io = torch.zeros_like(x)
+    io[:, 0, 0] = 1.0
+    io[:, n - 1, -1] = 1.0
+    keep = torch.ones(1, n, 1, device=x.device, dtype=x.dtype)
+    keep[:, 0] = 0.0
+    keep[:, n - 1] = 0.0
+    return x * keep + io
+
+
+class Generator(nn.Module):
+    r"""GNN2GNN generator.
+
+    A fully connected DAG on N nodes with random features goes through mu graph
+    convolutions; each edge v -> w (v < w) is scored by a dense layer on
+    :math:`x_v \| x_w`, normalised to [0, 1] by a sigmoid, and sampled with a
+    straight-through Gumbel-softmax at temperature tau; a further graph convolution over the
+    score-weighted sampled graph gives op logits, sampled the same way over the interior ops.
+    Input (slot 0) and output (slot N-1) are fixed; refinement comes last.
+
+    Args:
+        num_ops: K, size of the one-hot op vocabulary (input and output included).
+        num_nodes: N, the maximum cell size.
+        mu: number of graph convolutions before edge scoring.
+        tau: Gumbel-softmax temperature.
+        noise_dim: size of the random node features.
+        hidden: hidden feature size.
+    """
+
+    def __init__(
+        self, *, num_ops: int, num_nodes: int, mu: int = 2, tau: float = 0.1,
+        noise_dim: int = 32, hidden: int = 64,
+    ) -> None:
+        super().__init__()
+        assert mu >= 1, f"mu (graph convolutions) must be >= 1, got {mu}"
+        assert tau > 0, f"tau must be > 0, got {tau}"
+        self.num_ops, self.num_nodes, self.mu, self.tau = num_ops, num_nodes, mu, tau
+        self.noise_dim = noise_dim
+        dims = [noise_dim] + [hidden] * mu
+        self.convs = nn.ModuleList(DirectedDenseConv(a, b) for a, b in zip(dims, dims[1:]))
+        # dense layer on concat(x_v, x_w) == W_src x_v + W_dst x_w + b
+        self.edge_src = nn.Linear(hidden, 1)
+        self.edge_dst = nn.Linear(hidden, 1, bias=False)
+        self.op_conv = DirectedDenseConv(hidden, hidden)
+        self.op_out = nn.Linear(hidden, num_ops - 2)
+        self.register_buffer("full_dag", torch.ones(num_nodes, num_nodes).triu(1))
+
+    def forward(self, batch_size: int, generator: torch.Generator | None = None) -> Graphs:
+        dev = self.full_dag.device
+        z = torch.randn(batch_size, self.num_nodes, self.noise_dim, generator=generator,
+                        device=dev)
+        full = self.full_dag.expand(batch_size, -1, -1)
+        h = z
+        for conv in self.convs:
+            h = torch.relu(conv(h, full))
+        logits = self.edge_src(h) + self.edge_dst(h).transpose(1, 2)  # [B, N, N]
+        score = torch.sigmoid(logits) * full
+        edges = gumbel_sigmoid_st(logits, self.tau, generator) * full
+        h_op = torch.relu(self.op_conv(h, edges * score))
+        ops = gumbel_softmax_st(self.op_out(h_op), self.tau, generator)
+        return refine(_fixed_io(ops), edges)
+
+
+class MolGANGenerator(nn.Module):
+    """MolGAN-like baseline: node types and adjacency generated at once from one noise vector
+    by an MLP, both Gumbel-sampled (straight-through); input/output fixed; then refinement."""
+
+    def __init__(
+        self, *, num_ops: int, num_nodes: int, tau: float = 0.1, noise_dim: int = 32,
+        hidden: int = 128,
+    ) -> None:
+        super().__init__()
+        self.num_ops, self.num_nodes, self.tau, self.noise_dim = num_ops, num_nodes, tau, noise_dim
+        self.mlp = nn.Sequential(
+            nn.Linear(noise_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU()
+        )
+        self.edge_out = nn.Linear(hidden, num_nodes * num_nodes)
+        self.op_out = nn.Linear(hidden, num_nodes * (num_ops - 2))
+        self.register_buffer("full_dag", torch.ones(num_nodes, num_nodes).triu(1))
+
+    def forward(self, batch_size: int, generator: torch.Generator | None = None) -> Graphs:
+        n = self.num_nodes
+        z = torch.randn(batch_size, self.noise_dim, generator=generator,
+                        device=self.full_dag.device)
+        h = self.mlp(z)
+        edge_logits = self.edge_out(h).view(batch_size, n, n)
+        edges = gumbel_sigmoid_st(edge_logits, self.tau, generator) * self.full_dag
+        ops = gumbel_softmax_st(self.op_out(h).view(batch_size, n, -1), self.tau, generator)
+        return refine(_fixed_io(ops), edges)
+
+
+class RNNGenerator(nn.Module):
+    """RNN baseline (D-VAE-like): from the input node, append one node at a time with a GRU;
+    each new node gets an op from {interior ops, output} and edges from earlier nodes; choosing
+    ``output`` stops the graph (forced at the last slot). Straight-through Gumbel throughout."""
+
+    def __init__(
+        self, *, num_ops: int, num_nodes: int, tau: float = 0.1, noise_dim: int = 32,
+        hidden: int = 64,
+    ) -> None:
+        super().__init__()
+        self.num_ops, self.num_nodes, self.tau, self.noise_dim = num_ops, num_nodes, tau, noise_dim
+        self.init = nn.Linear(noise_dim, hidden)
+        self.cell = nn.GRUCell(num_ops, hidden)
+        self.op_out = nn.Linear(hidden, num_ops - 1)  # interior ops + output (stop)
+        self.edge_q = nn.Linear(hidden, hidden)
+        self.edge_k = nn.Linear(hidden, hidden, bias=False)
+        self.edge_b = nn.Parameter(torch.zeros(1))
+
+    def forward(self, batch_size: int, generator: torch.Generator | None = None) -> Graphs:
+        n, k = self.num_nodes, self.num_ops
+        dev = self.init.weight.device
+        z = torch.randn(batch_size, self.noise_dim, generator=generator, device=dev)
+        h = torch.tanh(self.init(z))
+        x_prev = torch.zeros(batch_size, k, device=dev)
+        x_prev[:, 0] = 1.0
+        xs, states, cols = [x_prev], [h], []  # states[j]: GRU state that produced node j
+        alive = torch.ones(batch_size, device=dev)
+        present = [torch.ones(batch_size, dtype=torch.bool, device=dev)]
+        for t in range(1, n):
+            h = self.cell(xs[-1], h)
+            logits = self.op_out(h)
+            if t == n - 1:  # must stop: force output
+                logits = torch.full_like(logits, -1e4)
+                logits[:, -1] = 0.0
+            choice = gumbel_softmax_st(logits, self.tau, generator)  # [B, K-1]
+            x_t = nn.functional.pad(choice, (1, 0)) * alive.unsqueeze(1)
+            q = self.edge_q(h).unsqueeze(1)  # [B, 1, H]
+            keys = self.edge_k(torch.stack(states, 1))  # [B, t, H]: nodes 0..t-1
+            e_logits = (q * keys).sum(-1) / keys.shape[-1] ** 0.5 + self.edge_b
+            col = gumbel_sigmoid_st(e_logits, self.tau, generator) * alive.unsqueeze(1)
+            cols.append(nn.functional.pad(col, (0, n - t)))
+            present.append(alive > 0.5)
+            xs.append(x_t)
+            states.append(h)
+            alive = alive * (1.0 - choice[:, -1].detach())
+        x = torch.stack(xs, 1)
+        adj = torch.stack([torch.zeros_like(cols[0])] + cols, 2)  # column t: edges into t
+        return refine(x, adj, torch.stack(present, 1))
+
+
+class ErdosRenyiGenerator(nn.Module):
+    """Erdos-Renyi baseline: each edge v -> w (v < w) with probability p, interior ops uniform;
+    input/output fixed; then refinement. Nothing to train."""
+
+    def __init__(self, *, num_ops: int, num_nodes: int, p: float = 0.4) -> None:
+        super().__init__()
+        assert 0 < p < 1, f"edge probability p must be in (0, 1), got {p}"
+        self.num_ops, self.num_nodes, self.p = num_ops, num_nodes, p
+        self.register_buffer("full_dag", torch.ones(num_nodes, num_nodes).triu(1))
+
+    def forward(self, batch_size: int, generator: torch.Generator | None = None) -> Graphs:
+        n, dev = self.num_nodes, self.full_dag.device
+        edges = (torch.rand(batch_size, n, n, generator=generator, device=dev) < self.p).float()
+        edges = edges * self.full_dag
+        idx = torch.randint(0, self.num_ops - 2, (batch_size, n), generator=generator, device=dev)
+        ops = nn.functional.one_hot(idx, self.num_ops - 2).float()
+        return refine(_fixed_io(ops), edges)
