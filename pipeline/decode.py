@@ -40,6 +40,7 @@ class CellDecoder:
         self._bit_weights = torch.as_tensor(1 << np.arange(len(iu[0]), dtype=np.int64))
         self._op_weights = torch.as_tensor((self.k + 1) ** np.arange(num_nodes, dtype=np.int64))
         self._cache: dict[int, tuple[str | None, Cell | None]] = {}
+        self._rows: dict[int, int] = {}
 
     def keys(self, g: Graphs) -> np.ndarray:
         """One int64 key per graph (see module docstring)."""
@@ -72,10 +73,7 @@ class CellDecoder:
         uniq, inverse = np.unique(keys, return_inverse=True)
         results = []
         for key in uniq.tolist():
-            hit = self._cache.get(key)
-            if hit is None:
-                hit = self._cache[key] = self._decode_key(key)
-            results.append(hit[0])
+            results.append(self.decode_key_cached(key))
         hashes = [results[i] for i in inverse.tolist()]
         valid = np.array([h is not None for h in hashes], dtype=bool)
         return Decoded(keys, valid, hashes)
@@ -85,3 +83,24 @@ class CellDecoder:
         if key not in self._cache:
             self._cache[key] = self._decode_key(key)
         return self._cache[key][1]
+
+    def rows(self, g: Graphs, index: dict[str, int]) -> np.ndarray:
+        """Per graph, its row in a benchmark (``index``: hash -> row), -1 for a valid cell
+        that is not in the table, -2 for an invalid one. Cached per key: cheap per step."""
+        keys = self.keys(g)
+        out = np.empty(len(keys), dtype=np.int64)
+        rows = self._rows
+        for i, key in enumerate(keys.tolist()):
+            r = rows.get(key)
+            if r is None:
+                h = self.decode_key_cached(key)
+                r = rows[key] = -2 if h is None else index.get(h, -1)
+            out[i] = r
+        return out
+
+    def decode_key_cached(self, key: int) -> str | None:
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._cache[key] = self._decode_key(key)
+        return hit[0]
+

@@ -80,6 +80,9 @@ class GNN2GNNConfig(StrictModel):
     noise_dim: int = pydantic.Field(32, ge=1)
     num_nodes: int | None = pydantic.Field(None, ge=2, description="N; default: space max")
     nu: int = pydantic.Field(2, ge=1, description="critic graph convolutions")
+    valuer_on_generated: bool = pydantic.Field(
+        True, description="also train V on generated cells labelled from the training split"
+    )
     er_p: float = pydantic.Field(0.4, gt=0, lt=1, description="Erdos-Renyi edge probability")
     num_generated: int = pydantic.Field(1000, ge=1, description="K cells for the metrics")
     max_train_cells: int | None = pydantic.Field(None, ge=1)
@@ -140,8 +143,10 @@ def build_generator(cfg: GNN2GNNConfig, num_ops: int, n: int) -> torch.nn.Module
 
 def _optimizer(cfg: GNN2GNNConfig, params) -> torch.optim.Optimizer:
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    return torch.optim.SGD(
+        params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, fused=True
+    )
 
 
 def lambda_at(epoch: int, cfg: GNN2GNNConfig) -> float:
@@ -213,6 +218,14 @@ class Trial:
         self.acc_threshold = thr
         self.reference = Reference.build(self.bench, self.split.train, thr)
         self.best_acc = float(self.acc.max())
+        # V's targets for generated cells, by benchmark row: the training split's own labels;
+        # NaN (ignored) for cells outside it, so held-out and removed cells never leak in.
+        target = np.full(len(self.bench) + 2, np.nan, dtype=np.float32)  # +2: rows -2, -1
+        target[-2:] = 0.0  # invalid (-2) and outside the search space (-1): weak / accuracy 0
+        train_target = (self.split.strong if cfg.valuer == "C"
+                        else self.bench.accuracy[self.split.train] / 100.0)
+        target[self.split.train] = train_target
+        self.gen_target = target
 
     def step(self, idx: torch.Tensor, lam: float) -> dict[str, torch.Tensor]:
         """One D, V and G update on a batch of real training cells (indices ``idx``)."""
@@ -222,7 +235,8 @@ class Trial:
         ones = torch.ones(b, 1, device=self.device)
         zeros = torch.zeros(b, 1, device=self.device)
         # discriminator
-        d_real, d_fake = self.disc(real), self.disc(fake.detach())
+        both = Graphs(*(torch.cat([r, f.detach()]) for r, f in zip(real, fake, strict=True)))
+        d_real, d_fake = self.disc(both).split(b)
         d_loss = F.binary_cross_entropy_with_logits(
             d_real, ones
         ) + F.binary_cross_entropy_with_logits(d_fake, zeros)
@@ -230,11 +244,25 @@ class Trial:
         d_loss.backward()
         self.opt_d.step()
         # valuer, on real training cells
-        v_out = self.valuer(real).squeeze(1)
+        v_target = self.strong[idx] if self.cfg.valuer == "C" else self.acc[idx]
+        v_input = real
+        v_weight = None
+        if self.cfg.valuer_on_generated:
+            gen_t = torch.as_tensor(
+                self.gen_target[self.decoder.rows(fake, self.bench.index)], device=self.device
+            )
+            known = ~torch.isnan(gen_t)
+            v_input = both
+            v_target = torch.cat([v_target, torch.nan_to_num(gen_t)])
+            v_weight = torch.cat([torch.ones(b, device=self.device), known.float()])
+        v_out = self.valuer(v_input).squeeze(1)
         if self.cfg.valuer == "C":
-            v_loss = F.binary_cross_entropy_with_logits(v_out, self.strong[idx])
+            v_loss = F.binary_cross_entropy_with_logits(v_out, v_target, weight=v_weight,
+                                                        reduction="sum")
         else:
-            v_loss = F.mse_loss(v_out, self.acc[idx])
+            v_loss = (F.mse_loss(v_out, v_target, reduction="none")
+                      * (1.0 if v_weight is None else v_weight)).sum()
+        v_loss = v_loss / (b if v_weight is None else v_weight.sum())
         self.opt_v.zero_grad(set_to_none=True)
         v_loss.backward()
         self.opt_v.step()

@@ -31,8 +31,10 @@ class GraphCritic(nn.Module):
     def forward(self, g: Graphs) -> Tensor:
         h = g.x
         for conv in self.convs:
-            h = torch.relu(conv(h, g.adj, g.mask))
-        return self.out(h.sum(dim=1))
+            h = torch.relu(conv(h, g.adj))
+        # absent nodes have zero features and no edges; excluding them from the pooling only
+        # (not inside the convolutions) keeps gradients for edges that refinement removed
+        return self.out((h * g.mask.unsqueeze(-1).to(h.dtype)).sum(dim=1))
 
 
 class Discriminator(GraphCritic):
