@@ -108,6 +108,70 @@ def cmd_data_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- train ------------------------------------------------------------------------------
+
+TRAIN_FLAGS = {  # CLI flag -> config field (None: same name with dashes as underscores)
+    "benchmark": None, "dataset": None, "label": None, "data_dir": None, "model": None,
+    "mu": None, "tau": None, "lambda": "lambda", "valuer": None, "top_n_removed": None,
+    "train_fraction": None, "epochs": None, "batch_size": None, "optimizer": None, "lr": None,
+    "hidden": None, "num_generated": None, "profile": None, "seed": None, "device": None,
+    "er_p": None,
+}
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """One trial from the command line; generated cells etc. to --out when given."""
+    from pipeline.io import write_trial_outputs
+    from trainables.gnn2gnn import run_trial
+
+    config = {k: getattr(args, k.replace("-", "_")) for k in TRAIN_FLAGS}
+    config = {k: v for k, v in config.items() if v is not None}
+
+    def report(row: dict) -> None:
+        if not args.json:
+            keys = ("epoch", "lambda", "d_loss", "v_loss", "g_loss", "validity", "novelty",
+                    "top10", "mean_acc")
+            print("  ".join(f"{k}={row[k]:.4g}" if isinstance(row.get(k), float)
+                            else f"{k}={row.get(k)}" for k in keys if k in row), file=sys.stderr)
+
+    result = run_trial(config, reporter=report, progress=not args.json)
+    summary = {**result.info, **result.metrics}
+    if args.out:
+        summary["out"] = str(write_trial_outputs(Path(args.out), config, result))
+    _print(summary, args.json)
+    return 0
+
+
+def add_train_parser(sub) -> None:
+    p = sub.add_parser("train", help="train one GNN2GNN (or baseline) trial and report metrics")
+    p.add_argument("--benchmark", choices=["nasbench101", "natsbench"], default="natsbench")
+    p.add_argument("--dataset", choices=["cifar10", "cifar100", "ImageNet16-120"], default=None)
+    p.add_argument("--label", default=None, help="accuracy column (default: the best available)")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--model", choices=["gnn2gnn", "molgan", "rnn", "random"], default=None)
+    p.add_argument("--mu", type=int, default=None, help="generator graph convolutions (2)")
+    p.add_argument("--tau", type=float, default=None, help="Gumbel-softmax temperature (0.1)")
+    p.add_argument("--lambda", dest="lambda", type=float, default=None,
+                   help="GAN vs reward balance after the warm-up half (0.1)")
+    p.add_argument("--valuer", choices=["C", "R"], default=None)
+    p.add_argument("--top-n-removed", type=float, default=None,
+                   help="percent of best cells removed from training (10)")
+    p.add_argument("--train-fraction", type=float, default=None)
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--optimizer", choices=["sgd", "adam"], default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--hidden", type=int, default=None)
+    p.add_argument("--num-generated", type=int, default=None, help="K cells for the metrics")
+    p.add_argument("--er-p", type=float, default=None, help="Erdos-Renyi edge probability")
+    p.add_argument("--profile", choices=["smoke", "cpu", "paper"], default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+    p.add_argument("--out", default=None, help="folder for generated cells, epochs, model")
+    p.add_argument("--json", action="store_true", help="print the final metrics as one JSON")
+    p.set_defaults(func=cmd_train)
+
+
 # --- parser -----------------------------------------------------------------------------
 
 
@@ -168,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--out", default=None, help="output Parquet (default: beside the source)")
     conv.add_argument("--json", action="store_true")
     conv.set_defaults(func=cmd_data_convert)
+
+    add_train_parser(sub)
     return parser
 
 

@@ -26,3 +26,32 @@ def atomic_write_parquet(frame: pd.DataFrame | pa.Table, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json(obj, path: Path) -> None:
+    """Atomic JSON write."""
+    import json
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(obj, fh, indent=2, default=str)
+    os.replace(tmp, path)
+
+
+def write_trial_outputs(out: Path, config: dict, result) -> Path:
+    """One trial's files: generated.parquet, epochs.parquet, result.json, model.pt."""
+    import torch
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_parquet(pd.DataFrame(result.generated), out / "generated.parquet")
+    atomic_write_parquet(pd.DataFrame(result.epochs), out / "epochs.parquet")
+    fd, tmp = tempfile.mkstemp(dir=out, prefix=".model.pt.", suffix=".tmp")
+    os.close(fd)
+    torch.save(result.state, tmp)
+    os.replace(tmp, out / "model.pt")
+    write_json({"config": config, "info": result.info, "metrics": result.metrics},
+               out / "result.json")
+    return out
