@@ -26,8 +26,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from pipeline.cells import CellError
     from pipeline.config import ConfigError
     from pipeline.paths import DataNotFoundError
+    from pipeline.sweep import SweepError
 
-    return (UserError, BenchmarkError, TFRecordError, CellError, DataNotFoundError, ConfigError)
+    return (UserError, SweepError, BenchmarkError, TFRecordError, CellError, DataNotFoundError, ConfigError)
 
 
 def _print(obj: dict, as_json: bool) -> None:
@@ -172,6 +173,69 @@ def add_train_parser(sub) -> None:
     p.set_defaults(func=cmd_train)
 
 
+# --- sweep / ui -------------------------------------------------------------------------
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from pipeline.sweep import run_sweep
+    from pipeline.sweepspec import load_sweep
+    from trainables import registry, validate_trial_config
+
+    spec = load_sweep(args.sweep, validate_trial_config)
+    summary = run_sweep(
+        spec, trainable=registry()[spec.trainable].tune_fn, profile=args.profile,
+        results=Path(args.results), benchmark=args.benchmark, dataset=args.dataset,
+        address=args.address, resume=args.resume, max_concurrent=args.max_concurrent,
+        validate_config=validate_trial_config,
+        log=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    print(json.dumps({"folder": str(summary.folder), "trials": summary.total,
+                      "skipped_finished": summary.skipped, "ran": summary.ran,
+                      "failed": summary.failed, "wall_seconds": round(summary.wall_seconds, 1),
+                      "mlflow": summary.tracking_uri}))
+    return 1 if summary.failed else 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from pipeline.tracking import tracking_uri
+
+    folder = Path(args.results) / args.sweep if args.sweep else Path(args.results)
+    if not (folder / "mlflow.db").exists() and "MLFLOW_TRACKING_URI" not in os.environ:
+        found = sorted(Path(args.results).glob("*/mlflow.db"))
+        if len(found) != 1:
+            raise UserError(f"no single MLflow store under {args.results} (found {len(found)}); "
+                            "pass --sweep NAME")
+        folder = found[0].parent
+    uri = tracking_uri(folder)
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    print(f"MLflow UI for {uri}: http://127.0.0.1:{args.port}", flush=True)
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
+           "--host", "127.0.0.1", "--port", str(args.port), "--workers", "1"]
+    return subprocess.call(cmd, env=env)
+
+
+def add_sweep_parsers(sub) -> None:
+    p = sub.add_parser("sweep", help="run a sweep file with Ray Tune (Parquet + MLflow)")
+    p.add_argument("sweep", help="sweep file, e.g. sweeps/ablation.yaml")
+    p.add_argument("--profile", choices=["smoke", "cpu", "paper"], default="cpu")
+    p.add_argument("--benchmark", choices=["nasbench101", "natsbench"], default=None,
+                   help="override the file's benchmark")
+    p.add_argument("--dataset", choices=["cifar10", "cifar100", "ImageNet16-120"], default=None)
+    p.add_argument("--results", default="results", help="results folder (default ./results)")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster address (default: embedded local Ray on 127.0.0.1)")
+    p.add_argument("--resume", action="store_true", help="continue; skip finished trials")
+    p.add_argument("--max-concurrent", type=int, default=None)
+    p.set_defaults(func=cmd_sweep)
+    u = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for a results folder")
+    u.add_argument("--results", default="results")
+    u.add_argument("--sweep", default=None, help="sweep name (when the folder holds several)")
+    u.add_argument("--port", type=int, default=5000)
+    u.set_defaults(func=cmd_ui)
+
+
 # --- parser -----------------------------------------------------------------------------
 
 
@@ -234,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     conv.set_defaults(func=cmd_data_convert)
 
     add_train_parser(sub)
+    add_sweep_parsers(sub)
     return parser
 
 

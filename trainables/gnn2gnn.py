@@ -15,6 +15,7 @@ V on the real training cells only (labels from the benchmark, no lookups in the 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -117,6 +118,7 @@ class TrialResult:
     generated: list[dict]
     state: dict
     info: dict = field(default_factory=dict)
+    full_config: dict = field(default_factory=dict)  # every field, defaults included
 
 
 Reporter = Callable[[dict], None]
@@ -345,6 +347,7 @@ class Trial:
             generated=self.generated_rows(keys, hashes),
             state=self.state_dict(),
             info=self.info(),
+            full_config=cfg.model_dump(by_alias=True),
         )
 
     def generated_rows(self, keys: np.ndarray, hashes: list[str | None]) -> list[dict]:
@@ -391,3 +394,47 @@ def run_trial(
     """Validate ``config``, train one trial, and return its result."""
     cfg = make_config(config)
     return Trial(cfg, bench).run(reporter, progress)
+
+
+def validate_config(config: dict, where: str = "trial config") -> GNN2GNNConfig:
+    """Validate a trial config (ConfigError naming ``where`` and the field)."""
+    return make_config(config, where)
+
+
+def tune_trial(config: dict) -> None:
+    """Ray Tune entry point: ``config["spec"]`` = {"trial": <trial config>, "trial_id", ...}.
+
+    Reports every epoch to Tune, then a final result with a checkpoint folder holding the
+    trial's files (generated.parquet, epochs.parquet, result.json, model.pt), which the
+    driver turns into the sweep's Parquet and MLflow records. Runs on CUDA when Ray gave the
+    trial a GPU.
+    """
+    import tempfile
+
+    import ray
+    from ray import tune
+
+    from pipeline.io import write_trial_outputs
+
+    config = config["spec"]
+    trial_cfg = dict(config["trial"])
+    fail_marker = config.get("fail_first_attempt_marker")
+    if fail_marker:  # fault-tolerance hook for tests: the first attempt raises
+        marker = Path(fail_marker)
+        if not marker.exists():
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text("failed once")
+            raise RuntimeError("injected failure on the first attempt")
+    cpus = max(1, int(config.get("cpus", 1)))
+    torch.set_num_threads(cpus)
+    if trial_cfg.get("device", "auto") == "auto":
+        trial_cfg["device"] = "cuda" if ray.get_gpu_ids() else "cpu"
+
+    def report(row: dict) -> None:
+        tune.report({k: v for k, v in row.items() if isinstance(v, int | float)})
+
+    result = run_trial(trial_cfg, reporter=report)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_trial_outputs(Path(tmp), trial_cfg, result)
+        tune.report({**result.metrics, "final": 1},
+                    checkpoint=tune.Checkpoint.from_directory(tmp))

@@ -1,0 +1,74 @@
+"""A sweep's results folder: three Parquet files, rewritten atomically as trials finish.
+
+``<results>/<sweep>/trials.parquet``    one row per trial (config, info, final metrics, status)
+``<results>/<sweep>/epochs.parquet``    one row per trial-epoch
+``<results>/<sweep>/generated.parquet`` the generated cells of every trial
+
+``trials.parquet`` is written last, so it is the record of what finished: after a crash,
+epoch or cell rows of a trial missing from it are dropped on the next write.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.io import atomic_write_parquet
+
+FILES = ("trials.parquet", "epochs.parquet", "generated.parquet")
+
+
+def _read(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path) if path.exists() else pd.DataFrame()
+
+
+class ResultsStore:
+    """Parquet results of one sweep (see module docstring)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.trials = _read(self.folder / "trials.parquet")
+        keep = set(self.trials["trial_id"]) if len(self.trials) else set()
+        self.epochs = self._only(_read(self.folder / "epochs.parquet"), keep)
+        self.generated = self._only(_read(self.folder / "generated.parquet"), keep)
+
+    @staticmethod
+    def _only(frame: pd.DataFrame, ids: set[str]) -> pd.DataFrame:
+        if not len(frame):
+            return frame
+        return frame[frame["trial_id"].isin(ids)].reset_index(drop=True)
+
+    def finished_ids(self) -> set[str]:
+        """Trials that completed (status ok): a resumed sweep skips them."""
+        if not len(self.trials):
+            return set()
+        return set(self.trials.loc[self.trials["status"] == "ok", "trial_id"])
+
+    def record(self, row: dict, epochs: pd.DataFrame | None, generated: pd.DataFrame | None):
+        """Add (or replace) one trial's rows and rewrite the three files atomically."""
+        tid = row["trial_id"]
+        flat = {k: (json.dumps(v) if isinstance(v, dict | list) else v) for k, v in row.items()}
+        frames = []
+        for name, new in (("epochs", epochs), ("generated", generated)):
+            old = getattr(self, name)
+            if len(old):
+                old = old[old["trial_id"] != tid]
+            if new is not None and len(new):
+                new = new.assign(trial_id=tid)
+                old = pd.concat([old, new], ignore_index=True) if len(old) else new
+            setattr(self, name, old.reset_index(drop=True))
+            frames.append(name)
+        trials = self.trials
+        if len(trials):
+            trials = trials[trials["trial_id"] != tid]
+        new_row = pd.DataFrame([flat])
+        self.trials = (pd.concat([trials, new_row], ignore_index=True) if len(trials)
+                       else new_row)
+        for name in frames:
+            frame = getattr(self, name)
+            if len(frame):
+                atomic_write_parquet(frame, self.folder / f"{name}.parquet")
+        atomic_write_parquet(self.trials, self.folder / "trials.parquet")

@@ -1,0 +1,274 @@
+"""Run a sweep with Ray Tune: embedded local Ray (loopback only) or an existing cluster.
+
+Finished trials land in the results folder's Parquet files and in MLflow as they finish
+(the driver writes both, from Tune callbacks); a resumed sweep runs only the trials that
+have not finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.config import ConfigError
+from pipeline.results import ResultsStore
+from pipeline.sweepspec import SweepSpec, Validator, expand, trial_id
+from pipeline.tracking import SweepTracker
+
+# Keep the embedded Ray on loopback and quiet (see DESIGN: pitfalls seen here).
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+
+
+class SweepError(RuntimeError):
+    """A sweep that cannot start (bad address, results folder in the way, ...)."""
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for pkg in ("gnn2gnn", "torch", "ray", "mlflow", "torch-geometric", "numpy", "pandas"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "missing"
+    return out
+
+
+def check_address(address: str) -> None:
+    """Fail fast on an address nothing listens on (``ray.init`` would retry for ever)."""
+    if address in ("auto", "local") or address.startswith("ray://"):
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5):
+            return
+    except (OSError, ValueError) as exc:
+        raise SweepError(
+            f"no Ray cluster at {address} ({exc}); start one with `ray start --head` or leave "
+            "out --address to use embedded local Ray"
+        ) from None
+
+
+def init_ray(address: str | None) -> bool:
+    """Connect to ``address`` or start an embedded local Ray on 127.0.0.1; True if started."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    runtime_env = {"env_vars": {"MLFLOW_DISABLE_TELEMETRY": "true",
+                                "RAY_USAGE_STATS_ENABLED": "0"}}
+    if address:
+        check_address(address)
+        ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
+        return False
+    ray.init(
+        num_cpus=os.cpu_count(), include_dashboard=False, _node_ip_address="127.0.0.1",
+        runtime_env=runtime_env, log_to_driver=False, configure_logging=True,
+        logging_level="WARNING",
+    )
+    return True
+
+
+@dataclass
+class Progress:
+    """Done/running/failed counts, best metric so far and an ETA, one line per event."""
+
+    name: str
+    total: int
+    metric: str = "mean_acc"
+    log: Callable[[str], None] = print
+    done: int = 0
+    failed: int = 0
+    running: int = 0
+    best: float | None = None
+    start: float = field(default_factory=time.monotonic)
+
+    def line(self, event: str) -> None:
+        elapsed = time.monotonic() - self.start
+        finished = self.done + self.failed
+        eta = "?" if not finished else f"{elapsed / finished * (self.total - finished):.0f}s"
+        best = "-" if self.best is None else f"{self.best:.3f}"
+        self.log(f"[{self.name}] {event}: {self.done}/{self.total} done, {self.running} running, "
+                 f"{self.failed} failed, best {self.metric} {best}, {elapsed:.0f}s elapsed, "
+                 f"ETA {eta}")
+
+
+def _tune_callback_class():
+    from ray import tune
+
+    class RecordCallback(tune.Callback):
+        """Writes each finished or failed trial to Parquet and MLflow, from the driver."""
+
+        def __init__(self, store: ResultsStore, tracker: SweepTracker, meta: dict,
+                     progress: Progress) -> None:
+            self.store, self.tracker, self.meta, self.progress = store, tracker, meta, progress
+            self.runs: dict[str, str] = {}
+            self.started: dict[str, float] = {}
+
+        @staticmethod
+        def _tid(trial) -> str:
+            return trial.config["spec"]["trial_id"]
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            tid = self._tid(trial)
+            cfg = trial.config["spec"]["trial"]
+            tags = {"profile": cfg.get("profile"), "benchmark": cfg.get("benchmark"),
+                    "dataset": cfg.get("dataset", "cifar10"), "model": cfg.get("model", "gnn2gnn")}
+            self.runs[tid] = self.tracker.start(tid, cfg, tags)
+            self.started.setdefault(tid, time.time())
+            self.progress.running += 1
+            self.progress.line(f"started {tid}")
+
+        def on_trial_recover(self, iteration, trials, trial, **info):
+            self.progress.running -= 1
+            self.progress.line(f"retrying {self._tid(trial)} after an error")
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            if result.get("final"):
+                return
+            run = self.runs.get(self._tid(trial))
+            if run is not None and "epoch" in result:
+                self.tracker.log_metrics(run, result, step=int(result["epoch"]))
+
+        def _row(self, trial, status: str, extra: dict) -> dict:
+            spec = trial.config["spec"]
+            tid = spec["trial_id"]
+            return {"trial_id": tid, "sweep": self.meta["sweep"], "status": status,
+                    **self.meta["row"], **spec["trial"],
+                    "attempts": int(getattr(trial, "num_failures", 0)) + 1,
+                    "started_at": self.started.get(tid), "finished_at": time.time(), **extra}
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            tid = self._tid(trial)
+            ckpt = trial.checkpoint
+            folder = Path(ckpt.path)
+            result = json.loads((folder / "result.json").read_text())
+            metrics = result["metrics"]
+            row = self._row(trial, "ok", {**result.get("full_config", {}),
+                                          **result["info"], **metrics, "error": None})
+            epochs = pd.read_parquet(folder / "epochs.parquet")
+            generated = pd.read_parquet(folder / "generated.parquet")
+            self.store.record(row, epochs, generated)
+            run = self.runs[tid]
+            self.tracker.log_metrics(run, {f"final_{k}": v for k, v in metrics.items()},
+                                     step=len(epochs))
+            self.tracker.finish(run, "FINISHED", folder,
+                                {"label": result["info"]["label"],
+                                 "coverage_note": result["info"].get("coverage_note", "")})
+            self.progress.running -= 1
+            self.progress.done += 1
+            value = metrics.get(self.progress.metric)
+            if value is not None and value == value:
+                self.progress.best = max(value, self.progress.best or value)
+            self.progress.line(f"finished {tid}")
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            tid = self._tid(trial)
+            error = ""
+            err_file = getattr(trial, "error_file", None)
+            if err_file and Path(err_file).exists():
+                error = Path(err_file).read_text()[-4000:]
+            error = error or str(getattr(trial, "error_msg", "") or "trial failed")
+            self.store.record(self._row(trial, "failed", {"error": error}), None, None)
+            run = self.runs.get(tid)
+            if run is not None:
+                self.tracker.finish(run, "FAILED", None, {"error": error.strip()[-1000:]})
+            self.progress.running -= 1
+            self.progress.failed += 1
+            self.progress.line(f"FAILED {tid}")
+
+    return RecordCallback
+
+
+@dataclass
+class SweepSummary:
+    folder: Path
+    total: int
+    skipped: int
+    ran: int
+    failed: list[str]
+    wall_seconds: float
+    tracking_uri: str
+
+
+def run_sweep(
+    spec: SweepSpec, *, trainable: Callable[[dict], None], profile: str, results: Path,
+    benchmark: str | None = None, dataset: str | None = None, address: str | None = None,
+    resume: bool = False, max_concurrent: int | None = None,
+    validate_config: Validator | None = None, fail_first_attempt: set[str] | None = None,
+    log: Callable[[str], None] = print,
+) -> SweepSummary:
+    """Run (or resume) every trial of ``spec`` at ``profile``; see the module docstring."""
+    from ray import tune
+
+    t0 = time.monotonic()
+    results = Path(results).resolve()
+    folder = results / spec.name
+    trials = expand(spec, profile, benchmark, dataset, source=spec.name,
+                    validate_config=validate_config)
+    store = ResultsStore(folder)
+    finished = store.finished_ids()
+    if finished and not resume:
+        raise SweepError(
+            f"{folder} already holds {len(finished)} finished trials of this sweep: pass "
+            "--resume to continue it, or choose another --results folder"
+        )
+    pending = [(trial_id(c), c) for c in trials if trial_id(c) not in finished]
+    tracker = SweepTracker(folder, spec.name)
+    closed = tracker.close_orphans({tid for tid, _ in pending})
+    log(f"[{spec.name}] {len(trials)} trials at profile {profile}: {len(finished)} finished "
+        f"already, {len(pending)} to run" + (f"; closed {closed} orphaned MLflow runs" if closed
+                                             else ""))
+    summary = SweepSummary(folder, len(trials), len(trials) - len(pending), 0, [], 0.0,
+                           tracker.uri)
+    if not pending:
+        return summary
+    import ray
+
+    started = init_ray(address)
+    try:
+        has_gpu = ray.cluster_resources().get("GPU", 0) > 0
+        resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu if has_gpu else 0}
+        faults = folder / "faults"
+        specs = [{"trial": c, "trial_id": tid, "cpus": spec.resources.cpu,
+                  **({"fail_first_attempt_marker": str(faults / tid)}
+                     if fail_first_attempt and tid in fail_first_attempt else {})}
+                 for tid, c in pending]
+        meta = {"sweep": spec.name,
+                "row": {"profile": profile, "trainable": spec.trainable,
+                        "versions": json.dumps(versions())}}
+        progress = Progress(spec.name, len(pending), log=log)
+        callback = _tune_callback_class()(store, tracker, meta, progress)
+        tuner = tune.Tuner(
+            tune.with_resources(trainable, resources),
+            param_space={"spec": tune.grid_search(specs)},
+            tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent or 0,
+                                        reuse_actors=False),
+            run_config=tune.RunConfig(
+                name=f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}",
+                storage_path=str(folder / "ray"),
+                failure_config=tune.FailureConfig(max_failures=spec.retries),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                callbacks=[callback], verbose=0,
+            ),
+        )
+        grid = tuner.fit()
+        summary.failed = [r.config["spec"]["trial_id"] for r in grid if r.error is not None]
+        summary.ran = len(pending)
+    finally:
+        if started:
+            ray.shutdown()
+    summary.wall_seconds = time.monotonic() - t0
+    log(f"[{spec.name}] done in {summary.wall_seconds:.0f}s: {summary.ran - len(summary.failed)} "
+        f"ok, {len(summary.failed)} failed; results in {folder}; MLflow: {tracker.uri}")
+    return summary

@@ -1,0 +1,134 @@
+"""Sweep files: schema, validation and expansion into trials.
+
+A sweep file (``sweeps/*.yaml``)::
+
+    name: ablation                 # results go to <results>/<name>/
+    description: Table 1 ...
+    table: 1                       # paper table this sweep regenerates (optional)
+    trainable: gnn2gnn             # kind of trial
+    seeds: 3                       # an int n (seeds 0..n-1) or a list of seeds
+    resources: {cpu: 1, gpu: 0.25} # per trial; gpu is used only when the cluster has GPUs
+    retries: 1                     # extra attempts for a trial that raises
+    base: {benchmark: nasbench101, valuer: C, top_n_removed: 10}   # fixed config fields
+    grid: {mu: [1, 2], tau: [0.01, 0.1], lambda: [1, 0.5, 0.1, 0.01]}   # cartesian product
+    variants:                      # optional: a union of partial configs, each x grid
+      - {model: gnn2gnn}
+      - {model: random}
+
+The profile (``smoke``/``cpu``/``paper``) is chosen on the command line and changes only
+sizes; ``--benchmark``/``--dataset`` override the file's benchmark. Each trial's id is a
+hash of its full config, so a resumed sweep recognises finished trials.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import yaml
+
+from pipeline.config import ConfigError, StrictModel, validate
+
+TRAINABLES = ("gnn2gnn",)
+PROFILES = ("smoke", "cpu", "paper")
+
+
+class Resources(StrictModel):
+    cpu: float = pydantic.Field(1.0, gt=0)
+    gpu: float = pydantic.Field(0.25, ge=0, le=1, description="per trial, when GPUs exist")
+
+
+class SweepSpec(StrictModel):
+    """A validated sweep file."""
+
+    name: str = pydantic.Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    table: int | None = None
+    trainable: str = "gnn2gnn"
+    seeds: int | list[int] = 3
+    resources: Resources = Resources()
+    retries: int = pydantic.Field(1, ge=0)
+    base: dict[str, Any] = {}
+    grid: dict[str, list[Any]] = {}
+    variants: list[dict[str, Any]] = [{}]
+
+    @pydantic.field_validator("trainable")
+    @classmethod
+    def _trainable(cls, v: str) -> str:
+        if v not in TRAINABLES:
+            raise ValueError(f"expected one of {list(TRAINABLES)}")
+        return v
+
+    @pydantic.field_validator("grid")
+    @classmethod
+    def _grid(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in v.items():
+            if not values:
+                raise ValueError(f"grid.{key} is empty")
+        return v
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+
+def trial_id(config: dict) -> str:
+    """Stable id of a trial config (sorted JSON, sha1, 10 hex)."""
+    blob = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:10]
+
+
+Validator = Callable[[str, dict, str], None]  # (trainable, config, where) -> raise ConfigError
+
+
+def load_sweep(path: str | Path, validate_config: Validator | None = None) -> SweepSpec:
+    """Read and validate a sweep file; ConfigError naming the file and field otherwise.
+
+    ``validate_config`` checks each expanded trial config (the trainables' own schema)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: sweep file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sweep fields at the top level")
+    spec = validate(SweepSpec, data, str(path))
+    # every expanded trial must be a valid trial config: check once, name the first bad one
+    expand(spec, "smoke", source=str(path), validate_config=validate_config)
+    return spec
+
+
+def expand(
+    spec: SweepSpec, profile: str, benchmark: str | None = None, dataset: str | None = None,
+    source: str = "sweep", validate_config: Validator | None = None,
+) -> list[dict]:
+    """All trial configs of the sweep at a profile: variants x grid x seeds, validated."""
+    if profile not in PROFILES:
+        raise ConfigError(f"{source}: profile {profile!r}; expected one of {list(PROFILES)}")
+    keys = list(spec.grid)
+    trials = []
+    for variant in spec.variants:
+        for values in itertools.product(*(spec.grid[k] for k in keys)):
+            for seed in spec.seed_list:
+                cfg = {**spec.base, **dict(zip(keys, values, strict=True)), **variant,
+                       "seed": seed, "profile": profile}
+                if benchmark is not None:
+                    cfg["benchmark"] = benchmark
+                    if benchmark == "nasbench101":
+                        cfg["dataset"] = "cifar10"
+                if dataset is not None:
+                    cfg["dataset"] = dataset
+                if validate_config is not None:
+                    validate_config(spec.trainable, cfg, f"{source}: trial {cfg}")
+                trials.append(cfg)
+    seen: dict[str, dict] = {}
+    for cfg in trials:
+        seen.setdefault(trial_id(cfg), cfg)  # variants may repeat a config: run it once
+    return list(seen.values())

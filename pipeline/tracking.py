@@ -1,0 +1,86 @@
+"""MLflow records of a sweep: one experiment per sweep, one run per trial.
+
+Only the sweep's driver writes (no concurrent writers on the SQLite store). The trial id is
+a tag, so a resumed or retried trial reuses its run instead of creating another; runs left
+RUNNING by a killed driver are closed (KILLED) on resume unless their trial runs again.
+Default store: ``sqlite:///<results>/<sweep>/mlflow.db``; ``MLFLOW_TRACKING_URI`` overrides.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+from mlflow.entities import Metric, Param, RunTag  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+
+def tracking_uri(folder: Path) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(folder).resolve()}/mlflow.db"
+
+
+class SweepTracker:
+    """MLflow client for one sweep (see module docstring)."""
+
+    def __init__(self, folder: Path, sweep: str) -> None:
+        self.uri = tracking_uri(folder)
+        self.client = MlflowClient(tracking_uri=self.uri)
+        exp = self.client.get_experiment_by_name(sweep)
+        if exp is None:
+            artifacts = (Path(folder).resolve() / "mlartifacts").as_uri()
+            self.experiment_id = self.client.create_experiment(sweep, artifact_location=artifacts)
+        else:
+            self.experiment_id = exp.experiment_id
+        self.sweep = sweep
+        self._runs: dict[str, str] = {}
+        for run in self.client.search_runs([self.experiment_id], max_results=50000):
+            tid = run.data.tags.get("trial_id")
+            if tid:
+                self._runs[tid] = run.info.run_id
+
+    def close_orphans(self, rerun: set[str]) -> int:
+        """Mark RUNNING runs whose trial will not run again as KILLED; returns how many."""
+        closed = 0
+        for run in self.client.search_runs([self.experiment_id], "attributes.status = 'RUNNING'"):
+            if run.data.tags.get("trial_id") not in rerun:
+                self.client.set_terminated(run.info.run_id, "KILLED")
+                closed += 1
+        return closed
+
+    def start(self, trial_id: str, config: dict, tags: dict[str, str]) -> str:
+        """The trial's run (reused if it exists), marked RUNNING, with params and tags."""
+        run_id = self._runs.get(trial_id)
+        if run_id is None:
+            name = "-".join(f"{k}={config[k]}" for k in ("model", "mu", "tau", "lambda", "seed")
+                            if k in config)
+            run = self.client.create_run(self.experiment_id, run_name=f"{name}-{trial_id}",
+                                         tags={"trial_id": trial_id, "sweep": self.sweep})
+            run_id = self._runs[trial_id] = run.info.run_id
+            self.client.log_batch(
+                run_id, params=[Param(k, str(v)[:6000]) for k, v in sorted(config.items())]
+            )
+        else:
+            self.client.update_run(run_id, status="RUNNING")
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        return run_id
+
+    def log_metrics(self, run_id: str, metrics: dict, step: int) -> None:
+        import time
+
+        ts = int(time.time() * 1000)
+        batch = [Metric(k, float(v), ts, step) for k, v in metrics.items()
+                 if isinstance(v, int | float) and v == v]  # skip NaN
+        if batch:
+            self.client.log_batch(run_id, metrics=batch)
+
+    def finish(self, run_id: str, status: str, artifacts: Path | None = None,
+               tags: dict[str, str] | None = None) -> None:
+        if tags:
+            self.client.log_batch(run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
+        if artifacts is not None:
+            for name in ("generated.parquet", "model.pt", "result.json"):
+                if (artifacts / name).exists():
+                    self.client.log_artifact(run_id, str(artifacts / name))
+        self.client.set_terminated(run_id, status)

@@ -1,0 +1,119 @@
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from pipeline.config import ConfigError
+from trainables.gnn2gnn import lambda_at, make_config, run_trial
+
+SMOKE = {"benchmark": "natsbench", "profile": "smoke", "seed": 0}
+
+
+def test_lambda_schedule_is_one_for_the_first_half():
+    cfg = make_config({"epochs": 20, "lambda": 0.1})
+    assert [lambda_at(e, cfg) for e in range(20)] == [1.0] * 10 + [0.1] * 10
+    cfg = make_config({"epochs": 3, "lambda": 0.5, "warmup_fraction": 0.0})
+    assert [lambda_at(e, cfg) for e in range(3)] == [0.5] * 3
+
+
+def test_paper_defaults_and_profiles():
+    cfg = make_config({})
+    assert (cfg.epochs, cfg.batch_size, cfg.optimizer, cfg.lr) == (20, 32, "sgd", 0.001)
+    assert (cfg.lam, cfg.tau, cfg.mu, cfg.nu, cfg.valuer) == (0.1, 0.1, 2, 2, "C")
+    assert (cfg.top_n_removed, cfg.train_fraction, cfg.num_generated) == (10.0, 0.75, 1000)
+    smoke = make_config({"profile": "smoke", "epochs": 3})
+    assert smoke.epochs == 3 and smoke.num_generated == 200  # explicit beats profile
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"mu": 0}, "mu"),
+        ({"tau": -1}, "tau"),
+        ({"lambda": 2}, "lambda"),
+        ({"valuer": "X"}, "valuer"),
+        ({"learning_rate": 0.1}, "learning_rate: unknown field"),
+        ({"benchmark": "nasbench101", "dataset": "cifar100"}, "CIFAR-10 only"),
+        ({"profile": "huge"}, "profile"),
+    ],
+)
+def test_bad_config_fields_are_named(bad, message):
+    with pytest.raises(ConfigError, match=message):
+        make_config(bad)
+
+
+def test_same_config_and_seed_give_identical_metrics_on_cpu():
+    a = run_trial({**SMOKE, "device": "cpu"})
+    b = run_trial({**SMOKE, "device": "cpu"})
+    c = run_trial({**SMOKE, "device": "cpu", "seed": 1})
+    drop = ("wall_seconds", "steps_per_second")
+    strip = lambda m: {k: v for k, v in m.items() if k not in drop}  # noqa: E731
+    assert strip(a.metrics) == strip(b.metrics)
+    assert [r["hash"] for r in a.generated] == [r["hash"] for r in b.generated]
+    assert [r["hash"] for r in a.generated] != [r["hash"] for r in c.generated]
+
+
+@pytest.mark.parametrize("model", ["gnn2gnn", "molgan", "rnn", "random"])
+def test_every_model_runs_and_reports_each_epoch(model):
+    rows = []
+    res = run_trial({**SMOKE, "model": model}, reporter=rows.append)
+    expected_epochs = 1 if model == "random" else 2
+    assert len(rows) == len(res.epochs) == expected_epochs
+    assert res.metrics["n_generated"] == 200 and len(res.generated) == 200
+    assert 0 <= res.metrics["validity"] <= 100
+    valid = [g for g in res.generated if g["valid"]]
+    assert len(valid) == res.metrics["n_valid"]
+    if model != "random":
+        assert {"d_loss", "v_loss", "g_loss", "lambda"} <= set(rows[0])
+        assert set(res.state) == {"generator", "discriminator", "valuer"}
+
+
+def test_nasbench101_trial_says_which_label_and_coverage():
+    res = run_trial({"benchmark": "nasbench101", "profile": "smoke"})
+    assert res.info["label"] == "val_acc_108_r1"
+    assert res.info["num_labelled"] == 30_001
+    assert "accuracy-based results use labelled cells only" in res.info["coverage_note"]
+    assert 0 <= res.metrics["coverage"] <= 100
+
+
+def test_cli_train_json_and_out(tmp_path):
+    out = tmp_path / "trial"
+    res = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "train", "--benchmark", "natsbench",
+         "--model", "gnn2gnn", "--mu", "1", "--tau", "0.1", "--lambda", "0.1", "--valuer", "R",
+         "--top-n-removed", "20", "--profile", "smoke", "--seed", "0", "--json",
+         "--out", str(out)],
+        capture_output=True, text=True,
+    )
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["label"] == "cifar10_test_acc" and summary["n_generated"] == 200
+    import pandas as pd
+
+    gen = pd.read_parquet(out / "generated.parquet")
+    assert len(gen) == 200 and set(gen.columns) >= {"hash", "ops", "adjacency", "accuracy"}
+    cfg = json.loads((out / "result.json").read_text())["config"]
+    assert cfg["valuer"] == "R" and cfg["top_n_removed"] == 20
+    bad = subprocess.run([sys.executable, "-m", "pipeline.cli", "train", "--tau", "-1"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "tau" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.slow
+def test_gnn2gnn_beats_erdos_renyi_on_nats_cifar10():
+    """Quality check on real data: NATS-Bench CIFAR-10, top 10% removed, cpu profile,
+    GNN2GNN (lambda 0.1, valuer C) vs Erdos-Renyi, same seeds, mean over seeds."""
+    seeds = (0, 1, 2)
+    ours, er = [], []
+    for seed in seeds:
+        cfg = {"benchmark": "natsbench", "dataset": "cifar10", "profile": "cpu", "seed": seed,
+               "top_n_removed": 10}
+        ours.append(run_trial({**cfg, "model": "gnn2gnn", "lambda": 0.1, "valuer": "C"}).metrics)
+        er.append(run_trial({**cfg, "model": "random"}).metrics)
+    mean = lambda ms, k: float(np.mean([m[k] for m in ms]))  # noqa: E731
+    assert all(not math.isnan(m["mean_acc"]) for m in ours)
+    assert mean(ours, "mean_acc") > mean(er, "mean_acc"), (ours, er)
+    assert mean(ours, "top10") > mean(er, "top10"), (ours, er)
