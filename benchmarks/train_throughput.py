@@ -36,8 +36,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out: dict = {"benchmark": args.benchmark, "threads": args.threads, "model": args.model}
-    cfg = make_config({"benchmark": args.benchmark, "profile": "cpu", "device": args.device,
-                       "model": args.model})
+    cfg = make_config(
+        {"benchmark": args.benchmark, "profile": "cpu", "device": args.device, "model": args.model}
+    )
     trial = Trial(cfg)
     out["device"] = str(trial.device)
     idx = torch.arange(32, device=trial.device)
@@ -66,8 +67,14 @@ def main() -> None:
             out[f"generated_cells_per_s_batch{batch}_warm_cache"] = round(batch / sec)
     if not args.skip_trial:
         start = time.perf_counter()
-        res = run_trial({"benchmark": args.benchmark, "profile": "cpu", "device": args.device,
-                         "model": args.model})
+        res = run_trial(
+            {
+                "benchmark": args.benchmark,
+                "profile": "cpu",
+                "device": args.device,
+                "model": args.model,
+            }
+        )
         out["cpu_profile_trial_seconds"] = round(time.perf_counter() - start, 1)
         out["cpu_profile_trial_steps_per_s"] = round(res.metrics["steps_per_second"], 1)
         out["cpu_profile_trial_mean_acc"] = round(res.metrics["mean_acc"], 2)

@@ -28,7 +28,15 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from pipeline.paths import DataNotFoundError
     from pipeline.sweep import SweepError
 
-    return (UserError, SweepError, BenchmarkError, TFRecordError, CellError, DataNotFoundError, ConfigError)
+    return (
+        UserError,
+        SweepError,
+        BenchmarkError,
+        TFRecordError,
+        CellError,
+        DataNotFoundError,
+        ConfigError,
+    )
 
 
 def _print(obj: dict, as_json: bool) -> None:
@@ -112,10 +120,26 @@ def cmd_data_convert(args: argparse.Namespace) -> int:
 # --- train ------------------------------------------------------------------------------
 
 TRAIN_FLAGS = {  # CLI flag -> config field (None: same name with dashes as underscores)
-    "benchmark": None, "dataset": None, "label": None, "data_dir": None, "model": None,
-    "mu": None, "tau": None, "lambda": "lambda", "valuer": None, "top_n_removed": None,
-    "train_fraction": None, "epochs": None, "batch_size": None, "optimizer": None, "lr": None,
-    "hidden": None, "num_generated": None, "profile": None, "seed": None, "device": None,
+    "benchmark": None,
+    "dataset": None,
+    "label": None,
+    "data_dir": None,
+    "model": None,
+    "mu": None,
+    "tau": None,
+    "lambda": "lambda",
+    "valuer": None,
+    "top_n_removed": None,
+    "train_fraction": None,
+    "epochs": None,
+    "batch_size": None,
+    "optimizer": None,
+    "lr": None,
+    "hidden": None,
+    "num_generated": None,
+    "profile": None,
+    "seed": None,
+    "device": None,
     "er_p": None,
 }
 
@@ -130,10 +154,25 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     def report(row: dict) -> None:
         if not args.json:
-            keys = ("epoch", "lambda", "d_loss", "v_loss", "g_loss", "validity", "novelty",
-                    "top10", "mean_acc")
-            print("  ".join(f"{k}={row[k]:.4g}" if isinstance(row.get(k), float)
-                            else f"{k}={row.get(k)}" for k in keys if k in row), file=sys.stderr)
+            keys = (
+                "epoch",
+                "lambda",
+                "d_loss",
+                "v_loss",
+                "g_loss",
+                "validity",
+                "novelty",
+                "top10",
+                "mean_acc",
+            )
+            print(
+                "  ".join(
+                    f"{k}={row[k]:.4g}" if isinstance(row.get(k), float) else f"{k}={row.get(k)}"
+                    for k in keys
+                    if k in row
+                ),
+                file=sys.stderr,
+            )
 
     result = run_trial(config, reporter=report, progress=not args.json)
     summary = {**result.info, **result.metrics}
@@ -152,11 +191,20 @@ def add_train_parser(sub) -> None:
     p.add_argument("--model", choices=["gnn2gnn", "molgan", "rnn", "random"], default=None)
     p.add_argument("--mu", type=int, default=None, help="generator graph convolutions (2)")
     p.add_argument("--tau", type=float, default=None, help="Gumbel-softmax temperature (0.1)")
-    p.add_argument("--lambda", dest="lambda", type=float, default=None,
-                   help="GAN vs reward balance after the warm-up half (0.1)")
+    p.add_argument(
+        "--lambda",
+        dest="lambda",
+        type=float,
+        default=None,
+        help="GAN vs reward balance after the warm-up half (0.1)",
+    )
     p.add_argument("--valuer", choices=["C", "R"], default=None)
-    p.add_argument("--top-n-removed", type=float, default=None,
-                   help="percent of best cells removed from training (10)")
+    p.add_argument(
+        "--top-n-removed",
+        type=float,
+        default=None,
+        help="percent of best cells removed from training (10)",
+    )
     p.add_argument("--train-fraction", type=float, default=None)
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
@@ -177,22 +225,39 @@ def add_train_parser(sub) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from pipeline.paths import resolve_data_dir
     from pipeline.sweep import run_sweep
     from pipeline.sweepspec import load_sweep
     from trainables import registry, validate_trial_config
 
     spec = load_sweep(args.sweep, validate_trial_config)
     summary = run_sweep(
-        spec, trainable=registry()[spec.trainable].tune_fn, profile=args.profile,
-        results=Path(args.results), benchmark=args.benchmark, dataset=args.dataset,
-        address=args.address, resume=args.resume, max_concurrent=args.max_concurrent,
+        spec,
+        trainable=registry()[spec.trainable].tune_fn,
+        profile=args.profile,
+        results=Path(args.results),
+        benchmark=args.benchmark,
+        dataset=args.dataset,
+        address=args.address,
+        resume=args.resume,
+        max_concurrent=args.max_concurrent,
         validate_config=validate_trial_config,
+        data_dir=str(resolve_data_dir(args.data_dir)),
         log=lambda line: print(line, file=sys.stderr, flush=True),
     )
-    print(json.dumps({"folder": str(summary.folder), "trials": summary.total,
-                      "skipped_finished": summary.skipped, "ran": summary.ran,
-                      "failed": summary.failed, "wall_seconds": round(summary.wall_seconds, 1),
-                      "mlflow": summary.tracking_uri}))
+    print(
+        json.dumps(
+            {
+                "folder": str(summary.folder),
+                "trials": summary.total,
+                "skipped_finished": summary.skipped,
+                "ran": summary.ran,
+                "failed": summary.failed,
+                "wall_seconds": round(summary.wall_seconds, 1),
+                "mlflow": summary.tracking_uri,
+            }
+        )
+    )
     return 1 if summary.failed else 0
 
 
@@ -205,14 +270,28 @@ def cmd_ui(args: argparse.Namespace) -> int:
     if not (folder / "mlflow.db").exists() and "MLFLOW_TRACKING_URI" not in os.environ:
         found = sorted(Path(args.results).glob("*/mlflow.db"))
         if len(found) != 1:
-            raise UserError(f"no single MLflow store under {args.results} (found {len(found)}); "
-                            "pass --sweep NAME")
+            raise UserError(
+                f"no single MLflow store under {args.results} (found {len(found)}); "
+                "pass --sweep NAME"
+            )
         folder = found[0].parent
     uri = tracking_uri(folder)
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     print(f"MLflow UI for {uri}: http://127.0.0.1:{args.port}", flush=True)
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
-           "--host", "127.0.0.1", "--port", str(args.port), "--workers", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(args.port),
+        "--workers",
+        "1",
+    ]
     return subprocess.call(cmd, env=env)
 
 
@@ -220,14 +299,27 @@ def add_sweep_parsers(sub) -> None:
     p = sub.add_parser("sweep", help="run a sweep file with Ray Tune (Parquet + MLflow)")
     p.add_argument("sweep", help="sweep file, e.g. sweeps/ablation.yaml")
     p.add_argument("--profile", choices=["smoke", "cpu", "paper"], default="cpu")
-    p.add_argument("--benchmark", choices=["nasbench101", "natsbench"], default=None,
-                   help="override the file's benchmark")
+    p.add_argument(
+        "--benchmark",
+        choices=["nasbench101", "natsbench"],
+        default=None,
+        help="override the file's benchmark",
+    )
     p.add_argument("--dataset", choices=["cifar10", "cifar100", "ImageNet16-120"], default=None)
     p.add_argument("--results", default="results", help="results folder (default ./results)")
-    p.add_argument("--address", default=None,
-                   help="Ray cluster address (default: embedded local Ray on 127.0.0.1)")
+    p.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster address (default: embedded local Ray on 127.0.0.1)",
+    )
     p.add_argument("--resume", action="store_true", help="continue; skip finished trials")
     p.add_argument("--max-concurrent", type=int, default=None)
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="data folder (default: $GNN2GNN_DATA, ./data, then ../shared/data); "
+        "on a multi-node cluster it must exist on every node",
+    )
     p.set_defaults(func=cmd_sweep)
     u = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for a results folder")
     u.add_argument("--results", default="results")

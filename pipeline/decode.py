@@ -103,4 +103,3 @@ class CellDecoder:
         if hit is None:
             hit = self._cache[key] = self._decode_key(key)
         return hit[0]
-

@@ -52,6 +52,13 @@ def write_trial_outputs(out: Path, config: dict, result) -> Path:
     os.close(fd)
     torch.save(result.state, tmp)
     os.replace(tmp, out / "model.pt")
-    write_json({"config": config, "full_config": result.full_config, "info": result.info,
-                "metrics": result.metrics}, out / "result.json")
+    write_json(
+        {
+            "config": config,
+            "full_config": result.full_config,
+            "info": result.info,
+            "metrics": result.metrics,
+        },
+        out / "result.json",
+    )
     return out

@@ -41,7 +41,10 @@ class Reference:
 
     @classmethod
     def build(
-        cls, bench: Benchmark, train_rows: np.ndarray, acc_threshold: float,
+        cls,
+        bench: Benchmark,
+        train_rows: np.ndarray,
+        acc_threshold: float,
         top_percents: tuple[int, ...] = (5, 10, 50),
     ) -> Reference:
         return cls(

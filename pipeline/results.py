@@ -65,8 +65,7 @@ class ResultsStore:
         if len(trials):
             trials = trials[trials["trial_id"] != tid]
         new_row = pd.DataFrame([flat])
-        self.trials = (pd.concat([trials, new_row], ignore_index=True) if len(trials)
-                       else new_row)
+        self.trials = pd.concat([trials, new_row], ignore_index=True) if len(trials) else new_row
         for name in frames:
             frame = getattr(self, name)
             if len(frame):

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.config import ConfigError
 from pipeline.results import ResultsStore
 from pipeline.sweepspec import SweepSpec, Validator, expand, trial_id
 from pipeline.tracking import SweepTracker
@@ -28,6 +27,7 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 
 class SweepError(RuntimeError):
@@ -65,15 +65,18 @@ def init_ray(address: str | None) -> bool:
 
     if ray.is_initialized():
         return False
-    runtime_env = {"env_vars": {"MLFLOW_DISABLE_TELEMETRY": "true",
-                                "RAY_USAGE_STATS_ENABLED": "0"}}
+    runtime_env = {"env_vars": {"MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0"}}
     if address:
         check_address(address)
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
         return False
     ray.init(
-        num_cpus=os.cpu_count(), include_dashboard=False, _node_ip_address="127.0.0.1",
-        runtime_env=runtime_env, log_to_driver=False, configure_logging=True,
+        num_cpus=os.cpu_count(),
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        runtime_env=runtime_env,
+        log_to_driver=False,
+        configure_logging=True,
         logging_level="WARNING",
     )
     return True
@@ -98,9 +101,11 @@ class Progress:
         finished = self.done + self.failed
         eta = "?" if not finished else f"{elapsed / finished * (self.total - finished):.0f}s"
         best = "-" if self.best is None else f"{self.best:.3f}"
-        self.log(f"[{self.name}] {event}: {self.done}/{self.total} done, {self.running} running, "
-                 f"{self.failed} failed, best {self.metric} {best}, {elapsed:.0f}s elapsed, "
-                 f"ETA {eta}")
+        self.log(
+            f"[{self.name}] {event}: {self.done}/{self.total} done, {self.running} running, "
+            f"{self.failed} failed, best {self.metric} {best}, {elapsed:.0f}s elapsed, "
+            f"ETA {eta}"
+        )
 
 
 def _tune_callback_class():
@@ -109,8 +114,9 @@ def _tune_callback_class():
     class RecordCallback(tune.Callback):
         """Writes each finished or failed trial to Parquet and MLflow, from the driver."""
 
-        def __init__(self, store: ResultsStore, tracker: SweepTracker, meta: dict,
-                     progress: Progress) -> None:
+        def __init__(
+            self, store: ResultsStore, tracker: SweepTracker, meta: dict, progress: Progress
+        ) -> None:
             self.store, self.tracker, self.meta, self.progress = store, tracker, meta, progress
             self.runs: dict[str, str] = {}
             self.started: dict[str, float] = {}
@@ -122,8 +128,12 @@ def _tune_callback_class():
         def on_trial_start(self, iteration, trials, trial, **info):
             tid = self._tid(trial)
             cfg = trial.config["spec"]["trial"]
-            tags = {"profile": cfg.get("profile"), "benchmark": cfg.get("benchmark"),
-                    "dataset": cfg.get("dataset", "cifar10"), "model": cfg.get("model", "gnn2gnn")}
+            tags = {
+                "profile": cfg.get("profile"),
+                "benchmark": cfg.get("benchmark"),
+                "dataset": cfg.get("dataset", "cifar10"),
+                "model": cfg.get("model", "gnn2gnn"),
+            }
             self.runs[tid] = self.tracker.start(tid, cfg, tags)
             self.started.setdefault(tid, time.time())
             self.progress.running += 1
@@ -143,10 +153,17 @@ def _tune_callback_class():
         def _row(self, trial, status: str, extra: dict) -> dict:
             spec = trial.config["spec"]
             tid = spec["trial_id"]
-            return {"trial_id": tid, "sweep": self.meta["sweep"], "status": status,
-                    **self.meta["row"], **spec["trial"],
-                    "attempts": int(getattr(trial, "num_failures", 0)) + 1,
-                    "started_at": self.started.get(tid), "finished_at": time.time(), **extra}
+            return {
+                "trial_id": tid,
+                "sweep": self.meta["sweep"],
+                "status": status,
+                **self.meta["row"],
+                **spec["trial"],
+                "attempts": int(getattr(trial, "num_failures", 0)) + 1,
+                "started_at": self.started.get(tid),
+                "finished_at": time.time(),
+                **extra,
+            }
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             tid = self._tid(trial)
@@ -154,17 +171,27 @@ def _tune_callback_class():
             folder = Path(ckpt.path)
             result = json.loads((folder / "result.json").read_text())
             metrics = result["metrics"]
-            row = self._row(trial, "ok", {**result.get("full_config", {}),
-                                          **result["info"], **metrics, "error": None})
+            row = self._row(
+                trial,
+                "ok",
+                {**result.get("full_config", {}), **result["info"], **metrics, "error": None},
+            )
             epochs = pd.read_parquet(folder / "epochs.parquet")
             generated = pd.read_parquet(folder / "generated.parquet")
             self.store.record(row, epochs, generated)
             run = self.runs[tid]
-            self.tracker.log_metrics(run, {f"final_{k}": v for k, v in metrics.items()},
-                                     step=len(epochs))
-            self.tracker.finish(run, "FINISHED", folder,
-                                {"label": result["info"]["label"],
-                                 "coverage_note": result["info"].get("coverage_note", "")})
+            self.tracker.log_metrics(
+                run, {f"final_{k}": v for k, v in metrics.items()}, step=len(epochs)
+            )
+            self.tracker.finish(
+                run,
+                "FINISHED",
+                folder,
+                {
+                    "label": result["info"]["label"],
+                    "coverage_note": result["info"].get("coverage_note", ""),
+                },
+            )
             self.progress.running -= 1
             self.progress.done += 1
             value = metrics.get(self.progress.metric)
@@ -202,20 +229,34 @@ class SweepSummary:
 
 
 def run_sweep(
-    spec: SweepSpec, *, trainable: Callable[[dict], None], profile: str, results: Path,
-    benchmark: str | None = None, dataset: str | None = None, address: str | None = None,
-    resume: bool = False, max_concurrent: int | None = None,
-    validate_config: Validator | None = None, fail_first_attempt: set[str] | None = None,
+    spec: SweepSpec,
+    *,
+    trainable: Callable[[dict], None],
+    profile: str,
+    results: Path,
+    benchmark: str | None = None,
+    dataset: str | None = None,
+    address: str | None = None,
+    resume: bool = False,
+    max_concurrent: int | None = None,
+    validate_config: Validator | None = None,
+    fail_first_attempt: set[str] | None = None,
+    data_dir: str | None = None,
     log: Callable[[str], None] = print,
 ) -> SweepSummary:
-    """Run (or resume) every trial of ``spec`` at ``profile``; see the module docstring."""
+    """Run (or resume) every trial of ``spec`` at ``profile``; see the module docstring.
+
+    ``data_dir`` (resolved by the driver) is handed to every trial that does not set its own,
+    so workers never depend on their working directory; it is not part of the trial id.
+    """
     from ray import tune
 
     t0 = time.monotonic()
     results = Path(results).resolve()
     folder = results / spec.name
-    trials = expand(spec, profile, benchmark, dataset, source=spec.name,
-                    validate_config=validate_config)
+    trials = expand(
+        spec, profile, benchmark, dataset, source=spec.name, validate_config=validate_config
+    )
     store = ResultsStore(folder)
     finished = store.finished_ids()
     if finished and not resume:
@@ -226,11 +267,12 @@ def run_sweep(
     pending = [(trial_id(c), c) for c in trials if trial_id(c) not in finished]
     tracker = SweepTracker(folder, spec.name)
     closed = tracker.close_orphans({tid for tid, _ in pending})
-    log(f"[{spec.name}] {len(trials)} trials at profile {profile}: {len(finished)} finished "
-        f"already, {len(pending)} to run" + (f"; closed {closed} orphaned MLflow runs" if closed
-                                             else ""))
-    summary = SweepSummary(folder, len(trials), len(trials) - len(pending), 0, [], 0.0,
-                           tracker.uri)
+    log(
+        f"[{spec.name}] {len(trials)} trials at profile {profile}: {len(finished)} finished "
+        f"already, {len(pending)} to run"
+        + (f"; closed {closed} orphaned MLflow runs" if closed else "")
+    )
+    summary = SweepSummary(folder, len(trials), len(trials) - len(pending), 0, [], 0.0, tracker.uri)
     if not pending:
         return summary
     import ray
@@ -240,26 +282,43 @@ def run_sweep(
         has_gpu = ray.cluster_resources().get("GPU", 0) > 0
         resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu if has_gpu else 0}
         faults = folder / "faults"
-        specs = [{"trial": c, "trial_id": tid, "cpus": spec.resources.cpu,
-                  **({"fail_first_attempt_marker": str(faults / tid)}
-                     if fail_first_attempt and tid in fail_first_attempt else {})}
-                 for tid, c in pending]
-        meta = {"sweep": spec.name,
-                "row": {"profile": profile, "trainable": spec.trainable,
-                        "versions": json.dumps(versions())}}
+        specs = [
+            {
+                "trial": c,
+                "trial_id": tid,
+                "cpus": spec.resources.cpu,
+                "data_dir": data_dir,
+                **(
+                    {"fail_first_attempt_marker": str(faults / tid)}
+                    if fail_first_attempt and tid in fail_first_attempt
+                    else {}
+                ),
+            }
+            for tid, c in pending
+        ]
+        meta = {
+            "sweep": spec.name,
+            "row": {
+                "profile": profile,
+                "trainable": spec.trainable,
+                "versions": json.dumps(versions()),
+            },
+        }
         progress = Progress(spec.name, len(pending), log=log)
         callback = _tune_callback_class()(store, tracker, meta, progress)
         tuner = tune.Tuner(
             tune.with_resources(trainable, resources),
             param_space={"spec": tune.grid_search(specs)},
-            tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent or 0,
-                                        reuse_actors=False),
+            tune_config=tune.TuneConfig(
+                max_concurrent_trials=max_concurrent or 0, reuse_actors=False
+            ),
             run_config=tune.RunConfig(
                 name=f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}",
                 storage_path=str(folder / "ray"),
                 failure_config=tune.FailureConfig(max_failures=spec.retries),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                callbacks=[callback], verbose=0,
+                callbacks=[callback],
+                verbose=0,
             ),
         )
         grid = tuner.fit()
@@ -269,6 +328,8 @@ def run_sweep(
         if started:
             ray.shutdown()
     summary.wall_seconds = time.monotonic() - t0
-    log(f"[{spec.name}] done in {summary.wall_seconds:.0f}s: {summary.ran - len(summary.failed)} "
-        f"ok, {len(summary.failed)} failed; results in {folder}; MLflow: {tracker.uri}")
+    log(
+        f"[{spec.name}] done in {summary.wall_seconds:.0f}s: {summary.ran - len(summary.failed)} "
+        f"ok, {len(summary.failed)} failed; results in {folder}; MLflow: {tracker.uri}"
+    )
     return summary

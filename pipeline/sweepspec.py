@@ -106,8 +106,12 @@ def load_sweep(path: str | Path, validate_config: Validator | None = None) -> Sw
 
 
 def expand(
-    spec: SweepSpec, profile: str, benchmark: str | None = None, dataset: str | None = None,
-    source: str = "sweep", validate_config: Validator | None = None,
+    spec: SweepSpec,
+    profile: str,
+    benchmark: str | None = None,
+    dataset: str | None = None,
+    source: str = "sweep",
+    validate_config: Validator | None = None,
 ) -> list[dict]:
     """All trial configs of the sweep at a profile: variants x grid x seeds, validated."""
     if profile not in PROFILES:
@@ -117,8 +121,13 @@ def expand(
     for variant in spec.variants:
         for values in itertools.product(*(spec.grid[k] for k in keys)):
             for seed in spec.seed_list:
-                cfg = {**spec.base, **dict(zip(keys, values, strict=True)), **variant,
-                       "seed": seed, "profile": profile}
+                cfg = {
+                    **spec.base,
+                    **dict(zip(keys, values, strict=True)),
+                    **variant,
+                    "seed": seed,
+                    "profile": profile,
+                }
                 if benchmark is not None:
                     cfg["benchmark"] = benchmark
                     if benchmark == "nasbench101":

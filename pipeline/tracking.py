@@ -53,10 +53,14 @@ class SweepTracker:
         """The trial's run (reused if it exists), marked RUNNING, with params and tags."""
         run_id = self._runs.get(trial_id)
         if run_id is None:
-            name = "-".join(f"{k}={config[k]}" for k in ("model", "mu", "tau", "lambda", "seed")
-                            if k in config)
-            run = self.client.create_run(self.experiment_id, run_name=f"{name}-{trial_id}",
-                                         tags={"trial_id": trial_id, "sweep": self.sweep})
+            name = "-".join(
+                f"{k}={config[k]}" for k in ("model", "mu", "tau", "lambda", "seed") if k in config
+            )
+            run = self.client.create_run(
+                self.experiment_id,
+                run_name=f"{name}-{trial_id}",
+                tags={"trial_id": trial_id, "sweep": self.sweep},
+            )
             run_id = self._runs[trial_id] = run.info.run_id
             self.client.log_batch(
                 run_id, params=[Param(k, str(v)[:6000]) for k, v in sorted(config.items())]
@@ -70,13 +74,21 @@ class SweepTracker:
         import time
 
         ts = int(time.time() * 1000)
-        batch = [Metric(k, float(v), ts, step) for k, v in metrics.items()
-                 if isinstance(v, int | float) and v == v]  # skip NaN
+        batch = [
+            Metric(k, float(v), ts, step)
+            for k, v in metrics.items()
+            if isinstance(v, int | float) and v == v
+        ]  # skip NaN
         if batch:
             self.client.log_batch(run_id, metrics=batch)
 
-    def finish(self, run_id: str, status: str, artifacts: Path | None = None,
-               tags: dict[str, str] | None = None) -> None:
+    def finish(
+        self,
+        run_id: str,
+        status: str,
+        artifacts: Path | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> None:
         if tags:
             self.client.log_batch(run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
         if artifacts is not None:

@@ -54,8 +54,12 @@ def test_dense_conv_matches_per_graph_computation():
     b_root = conv.lin.bias[:4]
     b_pred, b_succ = conv.lin.bias[4:8], conv.lin.bias[8:]
     for i in range(3):
-        ref = (x[i] @ w_root.T + b_root + adj[i].T @ (x[i] @ w_pred.T + b_pred)
-               + adj[i] @ (x[i] @ w_succ.T + b_succ))
+        ref = (
+            x[i] @ w_root.T
+            + b_root
+            + adj[i].T @ (x[i] @ w_pred.T + b_pred)
+            + adj[i] @ (x[i] @ w_succ.T + b_succ)
+        )
         assert torch.allclose(out[i], ref, atol=1e-5)
     assert repr(conv) == "DirectedDenseConv(5, 4)"
 
@@ -75,8 +79,7 @@ def test_critics_output_one_value_per_graph_and_ignore_absent_nodes(mode):
 
 def test_table_to_dense_matches_per_cell_conversion(nb101):
     rows = np.arange(0, 200)
-    x, a, m = table_to_dense(nb101.ops[rows], nb101.adjacency[rows], nb101.num_vertices[rows],
-                             K, 7)
+    x, a, m = table_to_dense(nb101.ops[rows], nb101.adjacency[rows], nb101.num_vertices[rows], K, 7)
     x2, a2, m2 = cells_to_dense([nb101.cell(int(r)) for r in rows], NASBENCH101, 7)
     assert torch.equal(x, x2) and torch.equal(a, a2) and torch.equal(m, m2)
 

@@ -82,11 +82,35 @@ def test_nasbench101_trial_says_which_label_and_coverage():
 def test_cli_train_json_and_out(tmp_path):
     out = tmp_path / "trial"
     res = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "train", "--benchmark", "natsbench",
-         "--model", "gnn2gnn", "--mu", "1", "--tau", "0.1", "--lambda", "0.1", "--valuer", "R",
-         "--top-n-removed", "20", "--profile", "smoke", "--seed", "0", "--json",
-         "--out", str(out)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "train",
+            "--benchmark",
+            "natsbench",
+            "--model",
+            "gnn2gnn",
+            "--mu",
+            "1",
+            "--tau",
+            "0.1",
+            "--lambda",
+            "0.1",
+            "--valuer",
+            "R",
+            "--top-n-removed",
+            "20",
+            "--profile",
+            "smoke",
+            "--seed",
+            "0",
+            "--json",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert res.returncode == 0, res.stderr
     summary = json.loads(res.stdout)
@@ -97,8 +121,11 @@ def test_cli_train_json_and_out(tmp_path):
     assert len(gen) == 200 and set(gen.columns) >= {"hash", "ops", "adjacency", "accuracy"}
     cfg = json.loads((out / "result.json").read_text())["config"]
     assert cfg["valuer"] == "R" and cfg["top_n_removed"] == 20
-    bad = subprocess.run([sys.executable, "-m", "pipeline.cli", "train", "--tau", "-1"],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "train", "--tau", "-1"],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and "tau" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -109,8 +136,13 @@ def test_gnn2gnn_beats_erdos_renyi_on_nats_cifar10():
     seeds = (0, 1, 2)
     ours, er = [], []
     for seed in seeds:
-        cfg = {"benchmark": "natsbench", "dataset": "cifar10", "profile": "cpu", "seed": seed,
-               "top_n_removed": 10}
+        cfg = {
+            "benchmark": "natsbench",
+            "dataset": "cifar10",
+            "profile": "cpu",
+            "seed": seed,
+            "top_n_removed": 10,
+        }
         ours.append(run_trial({**cfg, "model": "gnn2gnn", "lambda": 0.1, "valuer": "C"}).metrics)
         er.append(run_trial({**cfg, "model": "random"}).metrics)
     mean = lambda ms, k: float(np.mean([m[k] for m in ms]))  # noqa: E731

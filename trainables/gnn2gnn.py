@@ -15,10 +15,10 @@ V on the real training cells only (labels from the benchmark, no lookups in the 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -158,7 +158,10 @@ def lambda_at(epoch: int, cfg: GNN2GNNConfig) -> float:
 
 @torch.no_grad()
 def generate(
-    gen: torch.nn.Module, k: int, decoder: CellDecoder, generator: torch.Generator,
+    gen: torch.nn.Module,
+    k: int,
+    decoder: CellDecoder,
+    generator: torch.Generator,
     chunk: int = 4096,
 ) -> tuple[np.ndarray, list[str | None]]:
     """K generated cells: their keys and canonical hashes (None = invalid)."""
@@ -193,14 +196,18 @@ class Trial:
             rows, strong = rows[pick], strong[pick]
         self.train_rows = rows
         x, a, m = table_to_dense(
-            self.bench.ops[rows], self.bench.adjacency[rows], self.bench.num_vertices[rows],
-            space.num_ops, self.n,
+            self.bench.ops[rows],
+            self.bench.adjacency[rows],
+            self.bench.num_vertices[rows],
+            space.num_ops,
+            self.n,
         )
         dev = self.device
         self.real = Graphs(x.to(dev), a.to(dev), m.to(dev))
         self.strong = torch.as_tensor(strong, dtype=torch.float32, device=dev)
-        self.acc = torch.as_tensor(self.bench.accuracy[rows] / 100.0, dtype=torch.float32,
-                                   device=dev)
+        self.acc = torch.as_tensor(
+            self.bench.accuracy[rows] / 100.0, dtype=torch.float32, device=dev
+        )
         torch.manual_seed(cfg.seed)
         self.gen = build_generator(cfg, space.num_ops, self.n).to(dev)
         self.disc = Discriminator(num_ops=space.num_ops, nu=cfg.nu, hidden=cfg.hidden).to(dev)
@@ -213,9 +220,7 @@ class Trial:
             # D and V share no parameters and their losses see generated cells detached, so
             # one backward of d_loss + v_loss and one optimiser step over both is exactly
             # their two separate updates, at half the per-step overhead.
-            self.opt_dv = _optimizer(
-                cfg, [*self.disc.parameters(), *self.valuer.parameters()]
-            )
+            self.opt_dv = _optimizer(cfg, [*self.disc.parameters(), *self.valuer.parameters()])
         self.sampler = torch.Generator(device=dev).manual_seed(cfg.seed)
         self.decoder = CellDecoder(space, self.n)
         thr = cfg.acc_threshold
@@ -228,8 +233,11 @@ class Trial:
         # NaN (ignored) for cells outside it, so held-out and removed cells never leak in.
         target = np.full(len(self.bench) + 2, np.nan, dtype=np.float32)  # +2: rows -2, -1
         target[-2:] = 0.0  # invalid (-2) and outside the search space (-1): weak / accuracy 0
-        train_target = (self.split.strong if cfg.valuer == "C"
-                        else self.bench.accuracy[self.split.train] / 100.0)
+        train_target = (
+            self.split.strong
+            if cfg.valuer == "C"
+            else self.bench.accuracy[self.split.train] / 100.0
+        )
         target[self.split.train] = train_target
         self.gen_target = target
 
@@ -263,11 +271,14 @@ class Trial:
             v_weight = torch.cat([torch.ones(b, device=self.device), known.float()])
         v_out = self.valuer(v_input).squeeze(1)
         if self.cfg.valuer == "C":
-            v_loss = F.binary_cross_entropy_with_logits(v_out, v_target, weight=v_weight,
-                                                        reduction="sum")
+            v_loss = F.binary_cross_entropy_with_logits(
+                v_out, v_target, weight=v_weight, reduction="sum"
+            )
         else:
-            v_loss = (F.mse_loss(v_out, v_target, reduction="none")
-                      * (1.0 if v_weight is None else v_weight)).sum()
+            v_loss = (
+                F.mse_loss(v_out, v_target, reduction="none")
+                * (1.0 if v_weight is None else v_weight)
+            ).sum()
         v_loss = v_loss / (b if v_weight is None else v_weight.sum())
         self.opt_dv.zero_grad(set_to_none=True)
         (d_loss + v_loss).backward()
@@ -284,8 +295,11 @@ class Trial:
         g_loss.backward()
         self.opt_g.step()
         return {
-            "d_loss": d_loss.detach(), "v_loss": v_loss.detach(), "g_loss": g_loss.detach(),
-            "gan_loss": gan_loss.detach(), "reward_loss": reward_loss.detach(),
+            "d_loss": d_loss.detach(),
+            "v_loss": v_loss.detach(),
+            "g_loss": g_loss.detach(),
+            "gan_loss": gan_loss.detach(),
+            "reward_loss": reward_loss.detach(),
             "d_real_acc": (d_real.detach() > 0).float().mean(),
             "d_fake_acc": (d_fake.detach() < 0).float().mean(),
         }
@@ -306,8 +320,7 @@ class Trial:
         if progress and epochs:
             from tqdm import tqdm
 
-            bar = tqdm(total=epochs * steps_per_epoch, unit="step", desc=cfg.model,
-                       mininterval=1.0)
+            bar = tqdm(total=epochs * steps_per_epoch, unit="step", desc=cfg.model, mininterval=1.0)
         rows: list[dict] = []
         metrics: dict = {}
         keys: np.ndarray = np.zeros(0, dtype=np.int64)
@@ -320,7 +333,7 @@ class Trial:
                 order = torch.as_tensor(rng.permutation(n_train), device=self.device)
                 acc = None
                 for s in range(steps_per_epoch):
-                    out = self.step(order[s * cfg.batch_size:(s + 1) * cfg.batch_size], lam)
+                    out = self.step(order[s * cfg.batch_size : (s + 1) * cfg.batch_size], lam)
                     stacked = torch.stack(list(out.values()))
                     acc = stacked if acc is None else acc + stacked
                     if bar is not None:
@@ -328,9 +341,15 @@ class Trial:
                 sums = dict(zip(out.keys(), (acc / steps_per_epoch).tolist(), strict=True))
             train_s = time.perf_counter() - te
             metrics, keys, hashes = self.evaluate(epoch)
-            row = {"epoch": epoch + 1 if self.trainable else 0, "lambda": lam, **sums, **metrics,
-                   "train_seconds": train_s, "epoch_seconds": time.perf_counter() - te,
-                   "steps": steps_per_epoch if self.trainable else 0}
+            row = {
+                "epoch": epoch + 1 if self.trainable else 0,
+                "lambda": lam,
+                **sums,
+                **metrics,
+                "train_seconds": train_s,
+                "epoch_seconds": time.perf_counter() - te,
+                "steps": steps_per_epoch if self.trainable else 0,
+            }
             rows.append(row)
             if bar is not None:
                 bar.set_postfix(top10=f"{metrics['top10']:.1f}", acc=f"{metrics['mean_acc']:.2f}")
@@ -338,9 +357,14 @@ class Trial:
                 reporter(row)
         if bar is not None:
             bar.close()
-        final = {**metrics, "wall_seconds": time.perf_counter() - t0,
-                 "steps_per_second": (epochs * steps_per_epoch)
-                 / max(sum(r["train_seconds"] for r in rows), 1e-9) if self.trainable else 0.0}
+        final = {
+            **metrics,
+            "wall_seconds": time.perf_counter() - t0,
+            "steps_per_second": (epochs * steps_per_epoch)
+            / max(sum(r["train_seconds"] for r in rows), 1e-9)
+            if self.trainable
+            else 0.0,
+        }
         return TrialResult(
             metrics=final,
             epochs=rows,
@@ -356,15 +380,17 @@ class Trial:
             cell = self.decoder.cell(key)
             row = self.bench.lookup(h) if h is not None else None
             acc = self.bench.accuracy[row] if row is not None else float("nan")
-            out.append({
-                "index": i,
-                "valid": h is not None,
-                "hash": h,
-                "ops": list(cell.ops) if cell is not None else [],
-                "adjacency": cell.adjacency.reshape(-1).tolist() if cell is not None else [],
-                "accuracy": None if math.isnan(acc) else float(acc),
-                "in_train": h in self.reference.train_hashes if h is not None else False,
-            })
+            out.append(
+                {
+                    "index": i,
+                    "valid": h is not None,
+                    "hash": h,
+                    "ops": list(cell.ops) if cell is not None else [],
+                    "adjacency": cell.adjacency.reshape(-1).tolist() if cell is not None else [],
+                    "accuracy": None if math.isnan(acc) else float(acc),
+                    "in_train": h in self.reference.train_hashes if h is not None else False,
+                }
+            )
         return out
 
     def state_dict(self) -> dict:
@@ -377,18 +403,26 @@ class Trial:
     def info(self) -> dict:
         b = self.bench
         return {
-            "benchmark": b.name, "dataset": b.dataset, "label": b.label,
-            "label_coverage": b.num_labelled / len(b), "num_cells": len(b),
-            "num_labelled": b.num_labelled, "num_train": int(len(self.train_rows)),
+            "benchmark": b.name,
+            "dataset": b.dataset,
+            "label": b.label,
+            "label_coverage": b.num_labelled / len(b),
+            "num_cells": len(b),
+            "num_labelled": b.num_labelled,
+            "num_train": int(len(self.train_rows)),
             "num_removed_top": int(len(self.split.removed_top)),
-            "num_nodes": self.n, "acc_threshold": self.acc_threshold,
-            "data_fingerprint": b.fingerprint, "device": str(self.device),
+            "num_nodes": self.n,
+            "acc_threshold": self.acc_threshold,
+            "data_fingerprint": b.fingerprint,
+            "device": str(self.device),
             "coverage_note": b.notes.get("coverage_note", ""),
         }
 
 
 def run_trial(
-    config: dict, reporter: Reporter | None = None, progress: bool = False,
+    config: dict,
+    reporter: Reporter | None = None,
+    progress: bool = False,
     bench: Benchmark | None = None,
 ) -> TrialResult:
     """Validate ``config``, train one trial, and return its result."""
@@ -425,6 +459,8 @@ def tune_trial(config: dict) -> None:
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.write_text("failed once")
             raise RuntimeError("injected failure on the first attempt")
+    if config.get("data_dir") and not trial_cfg.get("data_dir"):
+        trial_cfg["data_dir"] = config["data_dir"]
     cpus = max(1, int(config.get("cpus", 1)))
     torch.set_num_threads(cpus)
     if trial_cfg.get("device", "auto") == "auto":
@@ -436,5 +472,4 @@ def tune_trial(config: dict) -> None:
     result = run_trial(trial_cfg, reporter=report)
     with tempfile.TemporaryDirectory() as tmp:
         write_trial_outputs(Path(tmp), trial_cfg, result)
-        tune.report({**result.metrics, "final": 1},
-                    checkpoint=tune.Checkpoint.from_directory(tmp))
+        tune.report({**result.metrics, "final": 1}, checkpoint=tune.Checkpoint.from_directory(tmp))

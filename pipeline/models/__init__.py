@@ -11,6 +11,13 @@ from pipeline.models.generators import (
 )
 
 __all__ = [
-    "Discriminator", "ErdosRenyiGenerator", "Generator", "GraphCritic", "Graphs",
-    "MolGANGenerator", "RNNGenerator", "Valuer", "refine",
+    "Discriminator",
+    "ErdosRenyiGenerator",
+    "Generator",
+    "GraphCritic",
+    "Graphs",
+    "MolGANGenerator",
+    "RNNGenerator",
+    "Valuer",
+    "refine",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 from torch import Tensor, nn
 
@@ -25,7 +27,7 @@ class GraphCritic(nn.Module):
         super().__init__()
         assert nu >= 1, f"nu (graph convolutions) must be >= 1, got {nu}"
         dims = [num_ops] + [hidden] * nu
-        self.convs = nn.ModuleList(DirectedDenseConv(a, b) for a, b in zip(dims, dims[1:]))
+        self.convs = nn.ModuleList(DirectedDenseConv(a, b) for a, b in pairwise(dims))
         self.out = nn.Linear(hidden, out_dim)
 
     def forward(self, g: Graphs) -> Tensor:

@@ -10,6 +10,7 @@ nodes off every input-to-output path are zeroed, so critics see the same form as
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 from typing import NamedTuple
 
 import torch
@@ -109,8 +110,14 @@ class Generator(nn.Module):
     """
 
     def __init__(
-        self, *, num_ops: int, num_nodes: int, mu: int = 2, tau: float = 0.1,
-        noise_dim: int = 32, hidden: int = 64,
+        self,
+        *,
+        num_ops: int,
+        num_nodes: int,
+        mu: int = 2,
+        tau: float = 0.1,
+        noise_dim: int = 32,
+        hidden: int = 64,
     ) -> None:
         super().__init__()
         assert mu >= 1, f"mu (graph convolutions) must be >= 1, got {mu}"
@@ -118,7 +125,7 @@ class Generator(nn.Module):
         self.num_ops, self.num_nodes, self.mu, self.tau = num_ops, num_nodes, mu, tau
         self.noise_dim = noise_dim
         dims = [noise_dim] + [hidden] * mu
-        self.convs = nn.ModuleList(DirectedDenseConv(a, b) for a, b in zip(dims, dims[1:]))
+        self.convs = nn.ModuleList(DirectedDenseConv(a, b) for a, b in pairwise(dims))
         # dense layer on concat(x_v, x_w) == W_src x_v + W_dst x_w + b
         self.edge_src = nn.Linear(hidden, 1)
         self.edge_dst = nn.Linear(hidden, 1, bias=False)
@@ -128,8 +135,7 @@ class Generator(nn.Module):
 
     def forward(self, batch_size: int, generator: torch.Generator | None = None) -> Graphs:
         dev = self.full_dag.device
-        z = torch.randn(batch_size, self.num_nodes, self.noise_dim, generator=generator,
-                        device=dev)
+        z = torch.randn(batch_size, self.num_nodes, self.noise_dim, generator=generator, device=dev)
         full = self.full_dag.expand(batch_size, -1, -1)
         h = z
         for conv in self.convs:
@@ -147,7 +153,12 @@ class MolGANGenerator(nn.Module):
     by an MLP, both Gumbel-sampled (straight-through); input/output fixed; then refinement."""
 
     def __init__(
-        self, *, num_ops: int, num_nodes: int, tau: float = 0.1, noise_dim: int = 32,
+        self,
+        *,
+        num_ops: int,
+        num_nodes: int,
+        tau: float = 0.1,
+        noise_dim: int = 32,
         hidden: int = 128,
     ) -> None:
         super().__init__()
@@ -161,8 +172,9 @@ class MolGANGenerator(nn.Module):
 
     def forward(self, batch_size: int, generator: torch.Generator | None = None) -> Graphs:
         n = self.num_nodes
-        z = torch.randn(batch_size, self.noise_dim, generator=generator,
-                        device=self.full_dag.device)
+        z = torch.randn(
+            batch_size, self.noise_dim, generator=generator, device=self.full_dag.device
+        )
         h = self.mlp(z)
         edge_logits = self.edge_out(h).view(batch_size, n, n)
         edges = gumbel_sigmoid_st(edge_logits, self.tau, generator) * self.full_dag
@@ -176,7 +188,12 @@ class RNNGenerator(nn.Module):
     ``output`` stops the graph (forced at the last slot). Straight-through Gumbel throughout."""
 
     def __init__(
-        self, *, num_ops: int, num_nodes: int, tau: float = 0.1, noise_dim: int = 32,
+        self,
+        *,
+        num_ops: int,
+        num_nodes: int,
+        tau: float = 0.1,
+        noise_dim: int = 32,
         hidden: int = 64,
     ) -> None:
         super().__init__()

@@ -1,0 +1,369 @@
+"""Sweeps through real Ray Tune, real Parquet files and a real MLflow store."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+from pipeline.config import ConfigError
+from pipeline.sweepspec import expand, load_sweep
+from trainables import validate_trial_config
+
+ROOT = Path(__file__).resolve().parent.parent
+GNN2GNN = [sys.executable, "-m", "pipeline.cli"]
+pytestmark = pytest.mark.slow
+
+
+def _runs(folder: Path, name: str):
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{folder}/mlflow.db")
+    exp = client.get_experiment_by_name(name)
+    return client.search_runs([exp.experiment_id]) if exp else []
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(url: str, timeout: float = 90) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except urllib.error.HTTPError:  # answering (e.g. 401 without a token): it is up
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(url)
+
+
+@pytest.fixture(scope="module")
+def smoke_results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("results")
+    res = subprocess.run(
+        [*GNN2GNN, "sweep", "sweeps/smoke.yaml", "--profile", "smoke", "--results", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    return out, json.loads(res.stdout.strip().splitlines()[-1]), res.stderr
+
+
+def test_smoke_sweep_writes_parquet_and_mlflow(smoke_results):
+    out, summary, log = smoke_results
+    folder = out / "smoke"
+    assert summary["trials"] == 4 and summary["failed"] == []
+    trials = pd.read_parquet(folder / "trials.parquet")
+    epochs = pd.read_parquet(folder / "epochs.parquet")
+    generated = pd.read_parquet(folder / "generated.parquet")
+    assert len(trials) == 4 and set(trials.status) == {"ok"}
+    assert set(trials.model) == {"gnn2gnn", "molgan"} and set(trials["lambda"]) == {1.0, 0.1}
+    for col in (
+        "profile",
+        "seed",
+        "benchmark",
+        "dataset",
+        "label",
+        "label_coverage",
+        "mean_acc",
+        "top10",
+        "wall_seconds",
+        "device",
+        "versions",
+        "data_fingerprint",
+        "hidden",
+        "optimizer",
+    ):
+        assert col in trials.columns, col
+    assert (trials.profile == "smoke").all() and (trials.label == "cifar10_test_acc").all()
+    assert len(epochs) == 8 and set(epochs.trial_id) == set(trials.trial_id)
+    assert len(generated) == 4 * 200
+    assert set(generated.columns) >= {"trial_id", "hash", "ops", "adjacency", "accuracy"}
+    runs = _runs(folder, "smoke")
+    assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}
+    assert {r.data.tags["trial_id"] for r in runs} == set(trials.trial_id)
+    run = runs[0]
+    assert run.data.tags["profile"] == "smoke" and run.data.tags["benchmark"] == "natsbench"
+    assert "final_mean_acc" in run.data.metrics and run.data.params["model"] in {
+        "gnn2gnn",
+        "molgan",
+    }
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{folder}/mlflow.db")
+    history = client.get_metric_history(run.info.run_id, "validity")
+    assert [m.step for m in history] == [1, 2]
+    arts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"generated.parquet", "model.pt"} <= arts
+    assert "4/4 done" in log
+
+
+def test_ui_server_serves_the_sweep_runs(smoke_results, tmp_path):
+    out, _, _ = smoke_results
+    port = _free_port()
+    proc = subprocess.Popen(
+        [*GNN2GNN, "ui", "--results", str(out), "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/health")
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name=smoke"
+        )
+        exp = json.load(urllib.request.urlopen(req))["experiment"]
+        body = json.dumps({"experiment_ids": [exp["experiment_id"]]}).encode()
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/search",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
+        runs = json.load(urllib.request.urlopen(req))["runs"]
+        assert len(runs) == 4
+        names = sorted(r["info"]["run_name"] for r in runs)
+        chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+        if chromium is None:
+            pytest.skip("chromium not installed (apt-get install chromium): UI page not rendered")
+        dump = subprocess.run(
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={tmp_path / 'chrome'}",
+                "--virtual-time-budget=20000",
+                "--dump-dom",
+                f"http://127.0.0.1:{port}/#/experiments/{exp['experiment_id']}/runs",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert all(name in dump.stdout for name in names), names
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def _write_sweep(path: Path, **fields) -> Path:
+    import yaml
+
+    base = {
+        "name": "t",
+        "trainable": "gnn2gnn",
+        "seeds": 1,
+        "retries": 1,
+        "base": {"benchmark": "natsbench", "model": "random"},
+    }
+    base.update(fields)
+    path.write_text(yaml.safe_dump(base))
+    return path
+
+
+def test_failed_trial_is_retried_then_recorded_and_others_go_on(tmp_path):
+    from pipeline.sweep import run_sweep
+    from pipeline.sweepspec import trial_id
+    from trainables import registry
+
+    spec = load_sweep(
+        _write_sweep(
+            tmp_path / "faults.yaml",
+            name="faults",
+            variants=[
+                {"er_p": 0.3},
+                {"er_p": 0.5},
+                {"er_p": 0.4, "data_dir": str(tmp_path / "no")},
+            ],
+        ),
+        validate_trial_config,
+    )
+    trials = expand(spec, "smoke")
+    flaky = trial_id(trials[0])
+    summary = run_sweep(
+        spec,
+        trainable=registry()["gnn2gnn"].tune_fn,
+        profile="smoke",
+        results=tmp_path / "res",
+        fail_first_attempt={flaky},
+        validate_config=validate_trial_config,
+        max_concurrent=2,
+    )
+    folder = tmp_path / "res" / "faults"
+    table = pd.read_parquet(folder / "trials.parquet").set_index("trial_id")
+    assert len(table) == 3
+    assert table.loc[flaky, "status"] == "ok" and table.loc[flaky, "attempts"] == 2
+    broken = trial_id(trials[2])
+    assert summary.failed == [broken]
+    assert table.loc[broken, "status"] == "failed"
+    assert "no data directory found" in table.loc[broken, "error"]
+    runs = {r.data.tags["trial_id"]: r for r in _runs(folder, "faults")}
+    assert runs[broken].info.status == "FAILED" and runs[flaky].info.status == "FINISHED"
+
+
+def test_killed_driver_resumes_without_duplicates(tmp_path):
+    results = tmp_path / "res"
+    cmd = [
+        *GNN2GNN,
+        "sweep",
+        "sweeps/smoke.yaml",
+        "--profile",
+        "smoke",
+        "--results",
+        str(results),
+        "--max-concurrent",
+        "1",
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    trials_file = results / "smoke" / "trials.parquet"
+    deadline = time.time() + 300
+    while time.time() < deadline and not trials_file.exists():
+        time.sleep(0.5)
+    assert trials_file.exists(), "no trial finished before the deadline"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = set(pd.read_parquet(trials_file).trial_id)
+    assert 1 <= len(done_before) < 4
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert "already holds" in again.stderr and again.returncode == 2  # no silent re-run
+    res = subprocess.run([*cmd, "--resume"], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert summary["skipped_finished"] == len(done_before)
+    trials = pd.read_parquet(trials_file)
+    assert len(trials) == 4 and trials.trial_id.is_unique and set(trials.status) == {"ok"}
+    epochs = pd.read_parquet(results / "smoke" / "epochs.parquet")
+    assert len(epochs) == 8 and not epochs.duplicated(["trial_id", "epoch"]).any()
+    runs = _runs(results / "smoke", "smoke")
+    tids = [r.data.tags["trial_id"] for r in runs]
+    assert len(tids) == 4 and len(set(tids)) == 4
+    assert {r.info.status for r in runs} == {"FINISHED"}
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"grid": {"mu": [1, 2]}, "colour": "red"}, "colour: unknown field"),
+        ({"seeds": "three"}, "seeds"),
+        ({"retries": -1}, "retries"),
+        ({"grid": {"tau": [0.1, -1]}}, "tau"),
+        ({"grid": {"learning_rate": [0.1]}}, "learning_rate: unknown field"),
+        ({"trainable": "gpt"}, "trainable"),
+    ],
+)
+def test_bad_sweep_file_names_file_and_field(tmp_path, fields, message):
+    path = _write_sweep(tmp_path / "bad.yaml", **fields)
+    with pytest.raises(ConfigError, match=message) as err:
+        load_sweep(path, validate_trial_config)
+    assert str(path) in str(err.value)
+
+
+def test_sweep_cli_bad_file_exits_2(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: [unclosed")
+    res = subprocess.run([*GNN2GNN, "sweep", str(path)], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 2 and "not valid YAML" in res.stderr
+
+
+def test_every_sweep_file_in_the_repo_is_valid():
+    for path in sorted((ROOT / "sweeps").glob("*.yaml")):
+        spec = load_sweep(path, validate_trial_config)
+        assert expand(spec, "paper", validate_config=validate_trial_config), path
+
+
+def test_ray_job_submit_to_a_local_head_node(tmp_path, data_dir):
+    ray_bin = Path(sys.executable).parent / "ray"
+    gcs, dash = _free_port(), _free_port()
+    ray_tmp = tempfile.mkdtemp(prefix="gnn2gnn-ray-", dir="/tmp")
+    env = {
+        **os.environ,
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "RAY_AUTH_MODE": "token",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+    head = subprocess.Popen(
+        [
+            str(ray_bin),
+            "start",
+            "--head",
+            "--node-ip-address",
+            "127.0.0.1",
+            "--port",
+            str(gcs),
+            "--dashboard-host",
+            "127.0.0.1",
+            "--dashboard-port",
+            str(dash),
+            "--num-cpus",
+            "2",
+            "--block",
+            "--temp-dir",
+            ray_tmp,
+        ],  # short: Ray's socket paths have a length limit
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        _wait_http(f"http://127.0.0.1:{dash}/api/version", timeout=120)
+        results = tmp_path / "res"
+        res = subprocess.run(
+            [
+                str(ray_bin),
+                "job",
+                "submit",
+                "--address",
+                f"http://127.0.0.1:{dash}",
+                "--working-dir",
+                str(ROOT),
+                "--",
+                "gnn2gnn",
+                "sweep",
+                "sweeps/smoke.yaml",
+                "--profile",
+                "smoke",
+                "--address",
+                "auto",
+                "--results",
+                str(results),
+                "--data-dir",
+                str(data_dir),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
+        trials = pd.read_parquet(results / "smoke" / "trials.parquet")
+        assert len(trials) == 4 and set(trials.status) == {"ok"}
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
