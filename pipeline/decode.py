@@ -103,3 +103,38 @@ class CellDecoder:
         if hit is None:
             hit = self._cache[key] = self._decode_key(key)
         return hit[0]
+
+
+class TranslatingDecoder:
+    """Decodes graphs generated in one search space as cells of another, by renaming ops
+    (``mapping``: source op name -> target op name; input/output stay), then validating and
+    hashing them in the target space. Used to evaluate a NAS-Bench-101 generator on NATS."""
+
+    def __init__(self, source: CellDecoder, target: SearchSpace, mapping: dict[str, str]):
+        self.source = source
+        self.space = target
+        self.mapping = {"input": "input", "output": "output", **mapping}
+        self._cache: dict[int, tuple[str | None, Cell | None]] = {}
+
+    def _translate(self, key: int) -> tuple[str | None, Cell | None]:
+        cell = self.source.cell(key)
+        if cell is None:
+            return None, None
+        moved = Cell(tuple(self.mapping[op] for op in cell.ops), cell.adjacency)
+        if not moved.is_valid(self.space):
+            return None, moved
+        return moved.hash(self.space), moved
+
+    def _get(self, key: int) -> tuple[str | None, Cell | None]:
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._cache[key] = self._translate(key)
+        return hit
+
+    def decode(self, g: Graphs) -> Decoded:
+        keys = self.source.keys(g)
+        hashes = [self._get(k)[0] for k in keys.tolist()]
+        return Decoded(keys, np.array([h is not None for h in hashes], dtype=bool), hashes)
+
+    def cell(self, key: int) -> Cell | None:
+        return self._get(key)[1]

@@ -82,6 +82,17 @@ NATSBENCH = SearchSpace(
     max_edges=None,
 )
 
+# How a cell of one space is read as a cell of another (op renaming; the graph is kept).
+# NAS-Bench-101 -> NATS: 3x3 and 1x1 convolutions map to their NATS counterparts and
+# max-pooling to NATS's only pooling op (average).
+OP_TRANSFER: dict[tuple[str, str], dict[str, str]] = {
+    ("nasbench101", "natsbench"): {
+        "conv3x3-bn-relu": "nor_conv_3x3",
+        "conv1x1-bn-relu": "nor_conv_1x1",
+        "maxpool3x3": "avg_pool_3x3",
+    },
+}
+
 SPACES: dict[str, SearchSpace] = {s.name: s for s in (NASBENCH101, NATSBENCH)}
 
 # arch2vec's one-hot order for NAS-Bench-101, for conversion at the edge.

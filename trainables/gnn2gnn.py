@@ -29,8 +29,9 @@ import torch.nn.functional as F
 from pipeline.benchmarks import Benchmark, load_benchmark
 from pipeline.cells import table_to_dense
 from pipeline.config import StrictModel, validate
-from pipeline.decode import CellDecoder
+from pipeline.decode import CellDecoder, TranslatingDecoder
 from pipeline.metrics import Reference, generation_metrics
+from pipeline.spaces import OP_TRANSFER
 from pipeline.models import (
     Discriminator,
     ErdosRenyiGenerator,
@@ -88,6 +89,10 @@ class GNN2GNNConfig(StrictModel):
     num_generated: int = pydantic.Field(1000, ge=1, description="K cells for the metrics")
     max_train_cells: int | None = pydantic.Field(None, ge=1)
     acc_threshold: float | None = None
+    eval_benchmark: Literal["nasbench101", "natsbench"] | None = pydantic.Field(
+        None, description="evaluate generated cells on another benchmark (transfer)"
+    )
+    eval_dataset: Literal["cifar10", "cifar100", "ImageNet16-120"] | None = None
     seed: int = 0
     profile: Literal["smoke", "cpu", "paper"] = "paper"
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -96,6 +101,11 @@ class GNN2GNNConfig(StrictModel):
     def _check(self) -> GNN2GNNConfig:
         if self.benchmark == "nasbench101" and self.dataset != "cifar10":
             raise ValueError("NAS-Bench-101 has CIFAR-10 only")
+        if self.eval_benchmark == "nasbench101" and self.eval_dataset not in (None, "cifar10"):
+            raise ValueError("NAS-Bench-101 has CIFAR-10 only")
+        target = self.eval_benchmark or self.benchmark
+        if target != self.benchmark and (self.benchmark, target) not in OP_TRANSFER:
+            raise ValueError(f"no op mapping from {self.benchmark} to {target}")
         return self
 
 
@@ -223,11 +233,27 @@ class Trial:
             self.opt_dv = _optimizer(cfg, [*self.disc.parameters(), *self.valuer.parameters()])
         self.sampler = torch.Generator(device=dev).manual_seed(cfg.seed)
         self.decoder = CellDecoder(space, self.n)
+        # Evaluation benchmark: the training one, or (transfer) another whose cells are read
+        # from the generated graphs by op renaming. Novelty is then measured against the
+        # target's own training split (same rule and seed), so a transfer row compares with
+        # the row trained on the target.
+        self.eval_bench, self.eval_decoder = self.bench, self.decoder
+        eval_train = self.split.train
+        target = cfg.eval_benchmark or cfg.benchmark
+        target_ds = cfg.eval_dataset or ("cifar10" if target == "nasbench101" else cfg.dataset)
+        if (target, target_ds) != (cfg.benchmark, cfg.dataset):
+            self.eval_bench = load_benchmark(target, target_ds, cfg.data_dir)
+            if target != cfg.benchmark:
+                self.eval_decoder = TranslatingDecoder(
+                    self.decoder, self.eval_bench.space, OP_TRANSFER[(cfg.benchmark, target)]
+                )
+            eval_split = self.eval_bench.split(cfg.top_n_removed, cfg.train_fraction, cfg.seed)
+            eval_train = eval_split.train
         thr = cfg.acc_threshold
         if thr is None:
-            thr = DEFAULT_ACC_THRESHOLD[self.bench.dataset]
+            thr = DEFAULT_ACC_THRESHOLD[self.eval_bench.dataset]
         self.acc_threshold = thr
-        self.reference = Reference.build(self.bench, self.split.train, thr)
+        self.reference = Reference.build(self.eval_bench, eval_train, thr)
         self.best_acc = float(self.acc.max())
         # V's targets for generated cells, by benchmark row: the training split's own labels;
         # NaN (ignored) for cells outside it, so held-out and removed cells never leak in.
@@ -306,7 +332,7 @@ class Trial:
 
     def evaluate(self, epoch: int) -> tuple[dict, np.ndarray, list[str | None]]:
         eval_gen = torch.Generator(device=self.device).manual_seed(self.cfg.seed * 7919 + epoch)
-        keys, hashes = generate(self.gen, self.cfg.num_generated, self.decoder, eval_gen)
+        keys, hashes = generate(self.gen, self.cfg.num_generated, self.eval_decoder, eval_gen)
         return generation_metrics(hashes, self.reference), keys, hashes
 
     def run(self, reporter: Reporter | None = None, progress: bool = False) -> TrialResult:
@@ -377,9 +403,9 @@ class Trial:
     def generated_rows(self, keys: np.ndarray, hashes: list[str | None]) -> list[dict]:
         out = []
         for i, (key, h) in enumerate(zip(keys.tolist(), hashes, strict=True)):
-            cell = self.decoder.cell(key)
-            row = self.bench.lookup(h) if h is not None else None
-            acc = self.bench.accuracy[row] if row is not None else float("nan")
+            cell = self.eval_decoder.cell(key)
+            row = self.eval_bench.lookup(h) if h is not None else None
+            acc = self.eval_bench.accuracy[row] if row is not None else float("nan")
             out.append(
                 {
                     "index": i,
@@ -401,10 +427,12 @@ class Trial:
         }
 
     def info(self) -> dict:
-        b = self.bench
+        b = self.eval_bench  # the metrics (label, coverage) rest on the evaluation benchmark
         return {
-            "benchmark": b.name,
-            "dataset": b.dataset,
+            "benchmark": self.bench.name,
+            "dataset": self.bench.dataset,
+            "eval_benchmark": b.name,
+            "eval_dataset": b.dataset,
             "label": b.label,
             "label_coverage": b.num_labelled / len(b),
             "num_cells": len(b),
