@@ -31,7 +31,6 @@ from pipeline.cells import table_to_dense
 from pipeline.config import StrictModel, validate
 from pipeline.decode import CellDecoder, TranslatingDecoder
 from pipeline.metrics import Reference, generation_metrics
-from pipeline.spaces import OP_TRANSFER
 from pipeline.models import (
     Discriminator,
     ErdosRenyiGenerator,
@@ -41,6 +40,7 @@ from pipeline.models import (
     RNNGenerator,
     Valuer,
 )
+from pipeline.spaces import OP_TRANSFER
 
 MODELS = ("gnn2gnn", "molgan", "rnn", "random")
 
