@@ -328,6 +328,60 @@ def add_sweep_parsers(sub) -> None:
     u.set_defaults(func=cmd_ui)
 
 
+# --- analysis ---------------------------------------------------------------------------
+
+
+def _results_folder(path: str) -> Path:
+    folder = Path(path)
+    if not any(folder.glob("*/trials.parquet")):
+        raise UserError(f"{folder}: no sweep results (expected <sweep>/trials.parquet inside)")
+    return folder
+
+
+def cmd_tables(args: argparse.Namespace) -> int:
+    from analysis.tables import write_tables
+
+    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    bad = set(formats) - {"md", "csv", "tex"}
+    if bad:
+        raise UserError(f"--format: unknown {sorted(bad)}; expected md, csv, tex")
+    results = _results_folder(args.results)
+    for path in write_tables(results, Path(args.out or results / "report"), formats):
+        print(path)
+    return 0
+
+
+def cmd_figures(args: argparse.Namespace) -> int:
+    from analysis.figures import write_figures
+
+    results = _results_folder(args.results)
+    for path in write_figures(results, Path(args.out or results / "report")):
+        print(path)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from analysis.report import write_report
+
+    results = _results_folder(args.results)
+    print(write_report(results, Path(args.out) if args.out else None))
+    return 0
+
+
+def add_analysis_parsers(sub) -> None:
+    for name, func, text in (
+        ("tables", cmd_tables, "the paper's tables from a results folder (md, csv, tex)"),
+        ("figures", cmd_figures, "PNG figures from a results folder"),
+        ("report", cmd_report, "tables + figures + one Markdown report"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--results", default="results")
+        p.add_argument("--out", default=None, help="output folder (default RESULTS/report)")
+        if name == "tables":
+            p.add_argument("--format", default="md,csv,tex")
+        p.set_defaults(func=func)
+
+
 # --- parser -----------------------------------------------------------------------------
 
 
@@ -391,6 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_train_parser(sub)
     add_sweep_parsers(sub)
+    add_analysis_parsers(sub)
     return parser
 
 

@@ -301,6 +301,7 @@ def run_sweep(
             "row": {
                 "profile": profile,
                 "trainable": spec.trainable,
+                "table": spec.table,
                 "versions": json.dumps(versions()),
             },
         }

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -29,3 +33,29 @@ def nats(data_dir):
     from pipeline.benchmarks import load_benchmark
 
     return load_benchmark("natsbench", "cifar10", data_dir=data_dir)
+
+
+@pytest.fixture(scope="session")
+def smoke_results(tmp_path_factory):
+    """The smoke sweep run once through the CLI (real Ray, Parquet, MLflow):
+    (results folder, the command's JSON summary, its progress log)."""
+    out = tmp_path_factory.mktemp("results")
+    root = Path(__file__).resolve().parent.parent
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "sweep",
+            "sweeps/smoke.yaml",
+            "--profile",
+            "smoke",
+            "--results",
+            str(out),
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    return out, json.loads(res.stdout.strip().splitlines()[-1]), res.stderr

@@ -1,0 +1,162 @@
+"""Tables, figures and the report from a real smoke-sweep results folder."""
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.image import imread
+
+from analysis.report import agreement, write_report
+from analysis.tables import mean_ci, published, sweep_tables, to_latex
+
+PAPER = Path(__file__).resolve().parent.parent.parent / "shared" / "papers"
+pytestmark = pytest.mark.slow
+
+
+def _paper_row(prefix: str) -> list[float]:
+    text = next(PAPER.glob("000_*.txt")).read_text()
+    line = next(ln for ln in text.splitlines() if ln.replace("\t", " ").strip().startswith(prefix))
+    return [float(x) for x in re.findall(r"(\d+\.\d+)%", line)]
+
+
+@pytest.mark.parametrize(
+    "table, select, prefix",
+    [
+        (3, {"model": "molgan"}, "MOLGAN"),
+        (4, {"top_n_removed": 50}, "50%"),
+        (1, {"mu": 2, "tau": 0.01, "lambda": 0.5}, "0.5 73.84%"),
+        (5, {"benchmark": "nasbench101", "eval_dataset": "cifar100"}, "NAS101 NATS <sub>C100"),
+    ],
+)
+def test_published_values_match_the_paper_text(table, select, prefix):
+    frame = published(table)
+    for k, v in select.items():
+        frame = frame[frame[k] == v]
+    assert len(frame) == 1
+    cols = ["novelty", "top5", "top10", "top50", "acc_n", "mean_acc"]
+    ours = [x for x in frame[cols].iloc[0].tolist() if x == x]
+    assert ours == _paper_row(prefix)
+
+
+def test_mean_ci_is_student_t():
+    mean, half, n = mean_ci(np.array([1.0, 2.0, 3.0, np.nan]))
+    assert (mean, n) == (2.0, 3) and half == pytest.approx(4.302653 * 1.0 / np.sqrt(3))
+    assert np.isnan(mean_ci(np.array([5.0]))[1])
+
+
+def test_tables_figures_report_from_the_smoke_sweep(smoke_results, tmp_path):
+    out, _, _ = smoke_results
+    results = tmp_path / "results"
+    shutil.copytree(out, results)
+    report = write_report(results)
+    folder = report.parent
+    names = {p.name for p in folder.iterdir()}
+    assert {
+        "table3_smoke.md",
+        "table3_smoke.csv",
+        "table3_smoke.tex",
+        "report.md",
+        "training_smoke.png",
+        "paper_vs_reproduced.png",
+    } <= names
+    for png in folder.glob("*.png"):
+        assert imread(png).shape[0] > 100
+    # table values are the means over seeds taken straight from trials.parquet
+    trials = pd.read_parquet(results / "smoke" / "trials.parquet")
+    table = pd.read_csv(folder / "table3_smoke.csv").set_index("model")
+    for model, g in trials.groupby("model"):
+        for m in ("novelty", "top10", "mean_acc"):
+            assert table.loc[model, f"{m}_mean"] == pytest.approx(g[m].mean(), nan_ok=True)
+    assert table.loc["molgan", "novelty_paper"] == 65.41
+    md = (folder / "table3_smoke.md").read_text()
+    assert "cifar10_test_acc" in md and "profile smoke" in md and "fingerprint" in md
+    assert "[82.60]" in md  # published value beside the reproduced one
+    text = report.read_text()
+    assert "Table 3" in text and "within the reproduced 95% interval" in text
+
+
+def test_latex_is_a_well_formed_tabular(smoke_results):
+    out, _, _ = smoke_results
+    (t,) = sweep_tables(out)
+    tex = to_latex(t)
+    body = tex[tex.index(r"\begin{tabular}") :]
+    ncols = len(re.search(r"\\begin\{tabular\}\{(\w+)\}", body).group(1))
+    assert body.rstrip().endswith(r"\end{tabular}")
+    assert body.count("{") == body.count("}")
+    rows = [ln for ln in body.splitlines() if ln.endswith(r"\\")]
+    assert rows and all(ln.count("&") == ncols - 1 for ln in rows)
+
+
+def test_failed_trial_is_shown_as_missing(smoke_results, tmp_path):
+    out, _, _ = smoke_results
+    results = tmp_path / "results"
+    shutil.copytree(out, results)
+    path = results / "smoke" / "trials.parquet"
+    trials = pd.read_parquet(path)
+    # what the sweep writes for a trial that kept failing: status, error, no metrics
+    failed = trials["model"] == "rnn"
+    metric_cols = ["novelty", "top5", "top10", "top50", "acc_n", "mean_acc"]
+    trials.loc[failed, "status"] = "failed"
+    trials.loc[failed, "error"] = "RuntimeError: boom"
+    trials.loc[failed, metric_cols] = np.nan
+    trials.to_parquet(path)
+    (t,) = sweep_tables(results)
+    row = t.rows.set_index("model").loc["rnn"]
+    assert row["status"] == "missing" and row["seeds"] == 0 and row["failed"] == 1
+    assert np.isnan(row["mean_acc_mean"]) and row["mean_acc_paper"] == 89.32
+    from analysis.tables import to_markdown
+
+    assert "| rnn | 0 (1 failed) | missing [96.34]" in to_markdown(t)
+    assert agreement(t)["missing"] == 6
+
+
+def test_cli_tables_figures_and_errors(smoke_results, tmp_path):
+    import subprocess
+    import sys
+
+    out, _, _ = smoke_results
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "analysis",
+            "tables",
+            "--results",
+            str(out),
+            "--out",
+            str(tmp_path / "t"),
+            "--format",
+            "md,tex",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in (tmp_path / "t").iterdir()) == [
+        "table3_smoke.md",
+        "table3_smoke.tex",
+    ]
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "figures",
+            "--results",
+            str(out),
+            "--out",
+            str(tmp_path / "f"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0 and "training_smoke.png" in res.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "tables", "--results", str(tmp_path / "nothing")],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and "no sweep results" in bad.stderr
