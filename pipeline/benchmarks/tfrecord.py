@@ -151,7 +151,7 @@ def decode_record(data: bytes, where: str = "") -> NB101Record:
         ) from exc
 
 
-def encode_record(rec: NB101Record, halfway: EvaluationData | None = None) -> bytes:
+def encode_record(rec: NB101Record) -> bytes:
     """Inverse of :func:`decode_record` (for tests): three evaluations, the last is final."""
     metrics = ModelMetrics(trainable_parameters=rec.trainable_parameters)
     metrics.evaluation_data.add(current_epoch=0.0)
