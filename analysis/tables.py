@@ -195,6 +195,12 @@ def _cell(row, m: str, best: float, bold: tuple[str, str]) -> str:
     return f"{text} [{ref}]"
 
 
+def _fmt_key(v) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
 def to_markdown(t: BuiltTable) -> str:
     metrics = [
         m
@@ -206,7 +212,7 @@ def to_markdown(t: BuiltTable) -> str:
     best = {m: _best(t.rows, m) for m in metrics}
     for _, row in t.rows.iterrows():
         seeds = str(row["seeds"]) + (f" ({row['failed']} failed)" if row["failed"] else "")
-        cells = [str(row[k]) for k in t.spec.keys] + [seeds]
+        cells = [_fmt_key(row[k]) for k in t.spec.keys] + [seeds]
         cells += [_cell(row, m, best[m], ("**", "**")) for m in metrics]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -242,7 +248,7 @@ def to_latex(t: BuiltTable) -> str:
         r"\hline",
     ]
     for _, row in t.rows.iterrows():
-        cells = [_tex_escape(str(row[k])) for k in t.spec.keys] + [str(row["seeds"])]
+        cells = [_tex_escape(_fmt_key(row[k])) for k in t.spec.keys] + [str(row["seeds"])]
         cells += [
             _tex_escape(_cell(row, m, best[m], ("\x00", "\x01")))
             .replace("\x00", r"\textbf{")
