@@ -160,3 +160,47 @@ def test_cli_tables_figures_and_errors(smoke_results, tmp_path):
         text=True,
     )
     assert bad.returncode == 2 and "no sweep results" in bad.stderr
+
+
+def test_lambda_and_robustness_figures_from_small_real_sweeps(tmp_path):
+    """Tiny sweeps that declare themselves Table 1 and Table 4 exercise those figures."""
+    import yaml
+
+    from analysis.figures import write_figures
+    from pipeline.sweep import run_sweep
+    from pipeline.sweepspec import load_sweep
+    from trainables import registry, validate_trial_config
+
+    sweeps = {
+        "t1": {
+            "table": 1,
+            "base": {"benchmark": "natsbench", "model": "gnn2gnn", "mu": 1, "tau": 0.1},
+            "grid": {"lambda": [1.0, 0.1]},
+        },
+        "t4": {
+            "table": 4,
+            "base": {"benchmark": "natsbench", "model": "random"},
+            "grid": {"top_n_removed": [10, 50]},
+        },
+    }
+    for name, fields in sweeps.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump({"name": name, "seeds": 1, **fields}))
+        spec = load_sweep(path, validate_trial_config)
+        run_sweep(
+            spec,
+            trainable=registry()["gnn2gnn"].tune_fn,
+            profile="smoke",
+            results=tmp_path / "res",
+            validate_config=validate_trial_config,
+        )
+    figs = {p.name for p in write_figures(tmp_path / "res", tmp_path / "fig")}
+    assert {
+        "lambda_t1.png",
+        "robustness_t4.png",
+        "training_t1.png",
+        "paper_vs_reproduced.png",
+    } <= figs
+    tables = {t.spec.number: t for t in sweep_tables(tmp_path / "res")}
+    rows = tables[4].rows.set_index("top_n_removed")
+    assert rows.loc[50.0, "seeds"] == 1 and rows.loc[90.0, "status"] == "missing"
