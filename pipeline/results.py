@@ -47,27 +47,23 @@ class ResultsStore:
             return set()
         return set(self.trials.loc[self.trials["status"] == "ok", "trial_id"])
 
+    @staticmethod
+    def _replace(old: pd.DataFrame, tid: str, new: pd.DataFrame | None) -> pd.DataFrame:
+        """``old`` without trial ``tid``'s rows, plus ``new`` (tagged with ``tid``)."""
+        parts = [old[old["trial_id"] != tid]] if len(old) else []
+        if new is not None and len(new):
+            parts.append(new.assign(trial_id=tid))
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
     def record(self, row: dict, epochs: pd.DataFrame | None, generated: pd.DataFrame | None):
-        """Add (or replace) one trial's rows and rewrite the three files atomically."""
+        """Add (or replace) one trial's rows and rewrite the three files atomically;
+        trials.parquet last, so it never lists a trial whose other rows are not on disk."""
         tid = row["trial_id"]
         flat = {k: (json.dumps(v) if isinstance(v, dict | list) else v) for k, v in row.items()}
-        frames = []
-        for name, new in (("epochs", epochs), ("generated", generated)):
-            old = getattr(self, name)
-            if len(old):
-                old = old[old["trial_id"] != tid]
-            if new is not None and len(new):
-                new = new.assign(trial_id=tid)
-                old = pd.concat([old, new], ignore_index=True) if len(old) else new
-            setattr(self, name, old.reset_index(drop=True))
-            frames.append(name)
-        trials = self.trials
-        if len(trials):
-            trials = trials[trials["trial_id"] != tid]
-        new_row = pd.DataFrame([flat])
-        self.trials = pd.concat([trials, new_row], ignore_index=True) if len(trials) else new_row
-        for name in frames:
+        self.epochs = self._replace(self.epochs, tid, epochs)
+        self.generated = self._replace(self.generated, tid, generated)
+        self.trials = self._replace(self.trials, tid, pd.DataFrame([flat]))
+        for name in ("epochs", "generated", "trials"):
             frame = getattr(self, name)
             if len(frame):
                 atomic_write_parquet(frame, self.folder / f"{name}.parquet")
-        atomic_write_parquet(self.trials, self.folder / "trials.parquet")
