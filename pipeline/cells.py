@@ -32,20 +32,18 @@ def graph_hash(adjacency: np.ndarray, labels: list[int]) -> str:
     out-neighbour hashes joined + '|' + own hash); the key is md5(str(sorted(hashes))).
     Isomorphic labelled graphs get the same key.
     """
-    adj = np.asarray(adjacency)
-    v = adj.shape[0]
-    out_deg = adj.sum(axis=1)
-    in_deg = adj.sum(axis=0)
+    rows = np.asarray(adjacency).tolist()  # plain Python from here: ~3x faster on 7 nodes
+    v = len(rows)
+    succs = [[j for j in range(v) if rows[i][j]] for i in range(v)]
+    preds = [[i for i in range(v) if rows[i][j]] for j in range(v)]
     # Plain ints: with numpy 2, str(np.int64(2)) in a tuple prints 'np.int64(2)'.
-    hashes = [_md5(str((int(out_deg[i]), int(in_deg[i]), int(labels[i])))) for i in range(v)]
-    preds = [np.flatnonzero(adj[:, i]).tolist() for i in range(v)]
-    succs = [np.flatnonzero(adj[i, :]).tolist() for i in range(v)]
+    hashes = [_md5(str((len(succs[i]), len(preds[i]), int(labels[i])))) for i in range(v)]
     for _ in range(v):
         hashes = [
             _md5(
-                "".join(sorted(hashes[w] for w in preds[i]))
+                "".join(sorted([hashes[w] for w in preds[i]]))
                 + "|"
-                + "".join(sorted(hashes[w] for w in succs[i]))
+                + "".join(sorted([hashes[w] for w in succs[i]]))
                 + "|"
                 + hashes[i]
             )
