@@ -17,8 +17,6 @@ import pandas as pd
 
 from pipeline.io import atomic_write_parquet
 
-FILES = ("trials.parquet", "epochs.parquet", "generated.parquet")
-
 
 def _read(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path) if path.exists() else pd.DataFrame()

@@ -42,8 +42,6 @@ from pipeline.models import (
 )
 from pipeline.spaces import OP_TRANSFER
 
-MODELS = ("gnn2gnn", "molgan", "rnn", "random")
-
 # Scale profiles change only sizes: epochs, how much of the training split, sample counts.
 PROFILES: dict[str, dict] = {
     "smoke": {"epochs": 2, "max_train_cells": 256, "num_generated": 200},
