@@ -200,41 +200,28 @@ def parse_cell(space: SearchSpace, ops: list[str], matrix: str) -> tuple[Cell, C
 # Tensors for models: padded, one-hot, output on the last slot.
 
 
-def pad_positions(num_vertices: int, n: int) -> np.ndarray:
-    """Slot of each vertex in a padded N-node layout: interior in order, output on slot N-1.
-
-    GNN models are permutation-equivariant, so the layout only has to be consistent with
-    the generators, which fix input on slot 0 and output on slot N-1.
-    """
-    if num_vertices > n:
-        raise CellError(f"a cell of {num_vertices} vertices does not fit in {n} slots")
-    pos = np.arange(num_vertices)
-    pos[-1] = n - 1
-    return pos
-
-
 def cells_to_dense(
     cells: list[Cell], space: SearchSpace, n: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Batch of cells -> (one-hot ops [B,N,K], adjacency [B,N,N], node mask [B,N])."""
-    b = len(cells)
-    x = torch.zeros(b, n, space.num_ops)
-    a = torch.zeros(b, n, n)
-    mask = torch.zeros(b, n, dtype=torch.bool)
+    """Batch of cells -> (one-hot ops [B,N,K], adjacency [B,N,N], node mask [B,N]); the
+    layout of :func:`table_to_dense`."""
+    vmax = max(c.num_vertices for c in cells)
+    ops = np.full((len(cells), vmax), -1, dtype=np.int8)
+    adj = np.zeros((len(cells), vmax, vmax), dtype=np.uint8)
     for i, cell in enumerate(cells):
-        pos = torch.as_tensor(pad_positions(cell.num_vertices, n))
-        ops = torch.as_tensor(cell.op_indices(space))
-        x[i, pos, ops] = 1.0
-        a[i, pos[:, None], pos[None, :]] = torch.as_tensor(cell.adjacency, dtype=torch.float32)
-        mask[i, pos] = True
-    return x, a, mask
+        ops[i, : cell.num_vertices] = cell.op_indices(space)
+        adj[i, : cell.num_vertices, : cell.num_vertices] = cell.adjacency
+    nv = np.array([c.num_vertices for c in cells])
+    return table_to_dense(ops, adj, nv, space.num_ops, n)
 
 
 def table_to_dense(
     ops: np.ndarray, adjacency: np.ndarray, num_vertices: np.ndarray, num_ops: int, n: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Vectorised :func:`cells_to_dense` for benchmark arrays (padded ops [R, Vmax] with -1,
-    adjacency [R, Vmax, Vmax], vertex counts [R]) -> (x [R,N,K], adj [R,N,N], mask [R,N])."""
+    """Benchmark arrays (padded ops [R, Vmax] with -1, adjacency [R, Vmax, Vmax], vertex
+    counts [R]) -> (x [R,N,K], adj [R,N,N], mask [R,N]), vectorised. Layout: interior
+    vertices in order, output on slot N-1; GNN models are permutation-equivariant, so it only
+    has to match the generators, which fix input on slot 0 and output on slot N-1."""
     r, vmax = ops.shape
     nv = np.asarray(num_vertices, dtype=np.int64)
     if (nv > n).any():

@@ -9,6 +9,7 @@ Default store: ``sqlite:///<results>/<sweep>/mlflow.db``; ``MLFLOW_TRACKING_URI`
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -71,8 +72,6 @@ class SweepTracker:
         return run_id
 
     def log_metrics(self, run_id: str, metrics: dict, step: int) -> None:
-        import time
-
         ts = int(time.time() * 1000)
         batch = [
             Metric(k, float(v), ts, step)

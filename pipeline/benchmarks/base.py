@@ -105,16 +105,6 @@ class Benchmark:
     def lookup(self, hash_: str) -> int | None:
         return self.index.get(hash_)
 
-    def accuracy_of(self, hashes: list[str]) -> np.ndarray:
-        """Accuracy (percent) per hash; NaN where the hash is absent or unlabelled."""
-        idx = self.index
-        out = np.full(len(hashes), np.nan)
-        for i, h in enumerate(hashes):
-            r = idx.get(h)
-            if r is not None:
-                out[i] = self.accuracy[r]
-        return out
-
     def top_hashes(self, percent: float) -> set[str]:
         """Hashes of the best ``percent`` % of labelled cells (ceil of the count, ties by order)."""
         lab = np.flatnonzero(self.labelled)
