@@ -24,7 +24,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from pipeline.benchmarks import BenchmarkError
     from pipeline.benchmarks.tfrecord import TFRecordError
     from pipeline.cells import CellError
+    from pipeline.cifar10 import CifarNotFoundError
     from pipeline.config import ConfigError
+    from pipeline.iodata import IODataError
     from pipeline.paths import DataNotFoundError
     from pipeline.sweep import SweepError
 
@@ -36,6 +38,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         CellError,
         DataNotFoundError,
         ConfigError,
+        CifarNotFoundError,
+        IODataError,
     )
 
 
@@ -142,14 +146,44 @@ TRAIN_FLAGS = {  # CLI flag -> config field (None: same name with dashes as unde
     "device": None,
     "er_p": None,
 }
+IO_FLAGS = (  # the arch2vec / IO-model fields the command line sets
+    "label",
+    "data_dir",
+    "model",
+    "epochs",
+    "batch_size",
+    "lr",
+    "hidden",
+    "profile",
+    "seed",
+    "device",
+    "io_data",
+    "l1_weight",
+    "labelled_run",
+    "unlabelled_run",
+    "max_cells",
+    "top_k",
+    "scale",
+    "export",
+)
+IO_MODELS = ("arch2vec", "io-embedding")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     """One trial from the command line; generated cells etc. to --out when given."""
     from pipeline.io import write_trial_outputs
-    from trainables.gnn2gnn import run_trial
 
-    config = {k: getattr(args, k.replace("-", "_")) for k in TRAIN_FLAGS}
+    if args.model in IO_MODELS:
+        from trainables.io_embedding import run_trial
+
+        if args.benchmark not in (None, "nasbench101"):
+            raise UserError(f"--model {args.model} runs on nasbench101 only")
+        config = {k: getattr(args, k) for k in IO_FLAGS}
+    else:
+        from trainables.gnn2gnn import run_trial
+
+        config = {k: getattr(args, k.replace("-", "_")) for k in TRAIN_FLAGS}
+        config["benchmark"] = config["benchmark"] or "natsbench"
     config = {k: v for k, v in config.items() if v is not None}
 
     def report(row: dict) -> None:
@@ -164,6 +198,12 @@ def cmd_train(args: argparse.Namespace) -> int:
                 "novelty",
                 "top10",
                 "mean_acc",
+                "vae_loss",
+                "train_l1",
+                "ops_acc",
+                "adj_acc",
+                "val_l1_unseen_images",
+                "val_l1_unseen_networks",
             )
             print(
                 "  ".join(
@@ -183,12 +223,25 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def add_train_parser(sub) -> None:
-    p = sub.add_parser("train", help="train one GNN2GNN (or baseline) trial and report metrics")
-    p.add_argument("--benchmark", choices=["nasbench101", "natsbench"], default="natsbench")
+    p = sub.add_parser(
+        "train",
+        help="train one trial (GNN2GNN, a baseline, arch2vec or the IO model) and report metrics",
+    )
+    p.add_argument(
+        "--benchmark",
+        choices=["nasbench101", "natsbench"],
+        default=None,
+        help="natsbench for GNN2GNN and baselines; arch2vec/io-embedding: nasbench101 only",
+    )
     p.add_argument("--dataset", choices=["cifar10", "cifar100", "ImageNet16-120"], default=None)
     p.add_argument("--label", default=None, help="accuracy column (default: the best available)")
     p.add_argument("--data-dir", default=None)
-    p.add_argument("--model", choices=["gnn2gnn", "molgan", "rnn", "random"], default=None)
+    p.add_argument(
+        "--model",
+        choices=["gnn2gnn", "molgan", "rnn", "random", *IO_MODELS],
+        default=None,
+        help="generator (gnn2gnn, molgan, rnn, random) or embedding (arch2vec, io-embedding)",
+    )
     p.add_argument("--mu", type=int, default=None, help="generator graph convolutions (2)")
     p.add_argument("--tau", type=float, default=None, help="Gumbel-softmax temperature (0.1)")
     p.add_argument(
@@ -213,12 +266,74 @@ def add_train_parser(sub) -> None:
     p.add_argument("--hidden", type=int, default=None)
     p.add_argument("--num-generated", type=int, default=None, help="K cells for the metrics")
     p.add_argument("--er-p", type=float, default=None, help="Erdos-Renyi edge probability")
+    io = p.add_argument_group("arch2vec / io-embedding")
+    io.add_argument("--io-data", default=None, help="pretraining folder (results/pretrain-PROFILE)")
+    io.add_argument("--l1-weight", type=float, default=None)
+    io.add_argument("--labelled-run", type=int, default=None, help="labelled batches a run")
+    io.add_argument("--unlabelled-run", type=int, default=None, help="unlabelled batches a run")
+    io.add_argument("--max-cells", type=int, default=None, help="VAE training cells")
+    io.add_argument("--top-k", type=int, default=None, help="keep the k most important features")
+    io.add_argument("--scale", choices=["global", "feature", "none"], default=None)
+    io.add_argument("--export", choices=["all", "labelled", "none"], default=None)
     p.add_argument("--profile", choices=["smoke", "cpu", "paper"], default="cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
     p.add_argument("--out", default=None, help="folder for generated cells, epochs, model")
     p.add_argument("--json", action="store_true", help="print the final metrics as one JSON")
     p.set_defaults(func=cmd_train)
+
+
+# --- pretrain ---------------------------------------------------------------------------
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from trainables.pretrain import run_pretraining
+
+    config = {
+        "profile": args.profile,
+        "train_networks": args.cells,
+        "valid_networks": args.valid_cells,
+        "epochs": args.epochs,
+        "stem_channels": args.stem_channels,
+        "seed": args.seed,
+        "device": args.device,
+        "data_dir": args.data_dir,
+    }
+    folder = Path(args.results) if args.results else Path("results") / f"pretrain-{args.profile}"
+    summary = run_pretraining(
+        config,
+        folder,
+        address=args.address,
+        log=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    if not args.no_io_dataset and summary["finished"]:
+        from pipeline.iodata import IODataError, load_io_dataset
+
+        try:
+            summary["io_dataset"] = str(load_io_dataset(folder).save(folder / "io_dataset"))
+        except IODataError as exc:
+            summary["io_dataset"] = f"not built: {exc}"
+    print(json.dumps(summary))
+    return 1 if summary["failed"] else 0
+
+
+def add_pretrain_parser(sub) -> None:
+    p = sub.add_parser(
+        "pretrain",
+        help="train NAS-Bench-101 networks on CIFAR-10 (Ray tasks) and build the IO-dataset",
+    )
+    p.add_argument("--profile", choices=["smoke", "cpu", "paper"], default="cpu")
+    p.add_argument("--cells", type=int, default=None, help="training networks (paper: 608)")
+    p.add_argument("--valid-cells", type=int, default=None, help="validation networks (77)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs a network (paper: 12)")
+    p.add_argument("--stem-channels", type=int, default=None, help="paper: 128")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--address", default=None, help="Ray cluster address (default: embedded)")
+    p.add_argument("--results", default=None, help="folder (default results/pretrain-PROFILE)")
+    p.add_argument("--no-io-dataset", action="store_true", help="skip writing io_dataset/")
+    p.set_defaults(func=cmd_pretrain)
 
 
 # --- sweep / ui -------------------------------------------------------------------------
@@ -444,6 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
     conv.set_defaults(func=cmd_data_convert)
 
     add_train_parser(sub)
+    add_pretrain_parser(sub)
     add_sweep_parsers(sub)
     add_analysis_parsers(sub)
     return parser

@@ -41,13 +41,16 @@ def write_json(obj, path: Path) -> None:
 
 
 def write_trial_outputs(out: Path, config: dict, result) -> Path:
-    """One trial's files: generated.parquet, epochs.parquet, result.json, model.pt."""
+    """One trial's files: generated.parquet, epochs.parquet, result.json, model.pt, and one
+    ``<name>.parquet`` per extra table of the result (``result.frames``, e.g. latent)."""
     import torch
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_parquet(pd.DataFrame(result.generated), out / "generated.parquet")
     atomic_write_parquet(pd.DataFrame(result.epochs), out / "epochs.parquet")
+    for name, rows in getattr(result, "frames", {}).items():
+        atomic_write_parquet(pd.DataFrame(rows), out / f"{name}.parquet")
     fd, tmp = tempfile.mkstemp(dir=out, prefix=".model.pt.", suffix=".tmp")
     os.close(fd)
     torch.save(result.state, tmp)

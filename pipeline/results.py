@@ -3,6 +3,9 @@
 ``<results>/<sweep>/trials.parquet``    one row per trial (config, info, final metrics, status)
 ``<results>/<sweep>/epochs.parquet``    one row per trial-epoch
 ``<results>/<sweep>/generated.parquet`` the generated cells of every trial
+``<results>/<sweep>/<table>/<trial_id>.parquet`` a trial's extra tables (``latent``: the
+latent features of the benchmark's cells from an IO-embedding trial), written before the
+trial's row
 
 ``trials.parquet`` is written last, so it is the record of what finished: after a crash,
 epoch or cell rows of a trial missing from it are dropped on the next write.
@@ -65,3 +68,13 @@ class ResultsStore:
             frame = getattr(self, name)
             if len(frame):
                 atomic_write_parquet(frame, self.folder / f"{name}.parquet")
+
+    def record_table(self, name: str, tid: str, source: Path) -> Path:
+        """A trial's extra table (e.g. ``latent``) as ``<folder>/<name>/<trial_id>.parquet``."""
+        out = self.folder / name / f"{tid}.parquet"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_parquet(pd.read_parquet(source), out)
+        return out
+
+    def table_path(self, name: str, tid: str) -> Path:
+        return self.folder / name / f"{tid}.parquet"

@@ -178,6 +178,9 @@ def _tune_callback_class():
             )
             epochs = pd.read_parquet(folder / "epochs.parquet")
             generated = pd.read_parquet(folder / "generated.parquet")
+            for extra in sorted(folder.glob("*.parquet")):  # before trials.parquet names it
+                if extra.stem not in ("epochs", "generated"):
+                    self.store.record_table(extra.stem, tid, extra)
             self.store.record(row, epochs, generated)
             run = self.runs[tid]
             self.tracker.log_metrics(
@@ -288,6 +291,7 @@ def run_sweep(
                 "trial_id": tid,
                 "cpus": spec.resources.cpu,
                 "data_dir": data_dir,
+                "cwd": os.getcwd(),
                 **(
                     {"fail_first_attempt_marker": str(faults / tid)}
                     if fail_first_attempt and tid in fail_first_attempt

@@ -34,7 +34,7 @@ import yaml
 
 from pipeline.config import ConfigError, StrictModel, validate
 
-TRAINABLES = ("gnn2gnn",)
+TRAINABLES = ("gnn2gnn", "io_embedding")
 PROFILES = ("smoke", "cpu", "paper")
 
 

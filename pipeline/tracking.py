@@ -91,7 +91,8 @@ class SweepTracker:
         if tags:
             self.client.log_batch(run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
         if artifacts is not None:
-            for name in ("generated.parquet", "model.pt", "result.json"):
+            names = sorted(p.name for p in artifacts.glob("*.parquet") if p.stem != "epochs")
+            for name in (*names, "model.pt", "result.json"):
                 if (artifacts / name).exists():
                     self.client.log_artifact(run_id, str(artifacts / name))
         self.client.set_terminated(run_id, status)

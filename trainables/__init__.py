@@ -14,9 +14,12 @@ class Entry:
 
 
 def registry() -> dict[str, Entry]:
-    from trainables import gnn2gnn
+    from trainables import gnn2gnn, io_embedding
 
-    return {"gnn2gnn": Entry(gnn2gnn.validate_config, gnn2gnn.tune_trial)}
+    return {
+        "gnn2gnn": Entry(gnn2gnn.validate_config, gnn2gnn.tune_trial),
+        "io_embedding": Entry(io_embedding.validate_config, io_embedding.tune_trial),
+    }
 
 
 def validate_trial_config(trainable: str, config: dict, where: str) -> None:

@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -41,6 +38,7 @@ from pipeline.models import (
     Valuer,
 )
 from pipeline.spaces import OP_TRANSFER
+from trainables.common import Reporter, TrialResult, pick_device, run_under_tune
 
 # Scale profiles change only sizes: epochs, how much of the training split, sample counts.
 PROFILES: dict[str, dict] = {
@@ -115,29 +113,6 @@ def make_config(data: dict, source: str = "trial config") -> GNN2GNNConfig:
         return validate(GNN2GNNConfig, data, source)  # reports the bad profile
     merged = {**{k: v for k, v in PROFILES[profile].items()}, **data}
     return validate(GNN2GNNConfig, merged, source)
-
-
-@dataclass
-class TrialResult:
-    """What a trial returns: final metrics, per-epoch rows, generated cells, model state."""
-
-    metrics: dict
-    epochs: list[dict]
-    generated: list[dict]
-    state: dict
-    info: dict = field(default_factory=dict)
-    full_config: dict = field(default_factory=dict)  # every field, defaults included
-
-
-Reporter = Callable[[dict], None]
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but no CUDA device is available")
-    return torch.device(name)
 
 
 def build_generator(cfg: GNN2GNNConfig, num_ops: int, n: int) -> torch.nn.Module:
@@ -462,40 +437,5 @@ def validate_config(config: dict, where: str = "trial config") -> GNN2GNNConfig:
 
 
 def tune_trial(config: dict) -> None:
-    """Ray Tune entry point: ``config["spec"]`` = {"trial": <trial config>, "trial_id", ...}.
-
-    Reports every epoch to Tune, then a final result with a checkpoint folder holding the
-    trial's files (generated.parquet, epochs.parquet, result.json, model.pt), which the
-    driver turns into the sweep's Parquet and MLflow records. Runs on CUDA when Ray gave the
-    trial a GPU.
-    """
-    import tempfile
-
-    import ray
-    from ray import tune
-
-    from pipeline.io import write_trial_outputs
-
-    config = config["spec"]
-    trial_cfg = dict(config["trial"])
-    fail_marker = config.get("fail_first_attempt_marker")
-    if fail_marker:  # fault-tolerance hook for tests: the first attempt raises
-        marker = Path(fail_marker)
-        if not marker.exists():
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.write_text("failed once")
-            raise RuntimeError("injected failure on the first attempt")
-    if config.get("data_dir") and not trial_cfg.get("data_dir"):
-        trial_cfg["data_dir"] = config["data_dir"]
-    cpus = max(1, int(config.get("cpus", 1)))
-    torch.set_num_threads(cpus)
-    if trial_cfg.get("device", "auto") == "auto":
-        trial_cfg["device"] = "cuda" if ray.get_gpu_ids() else "cpu"
-
-    def report(row: dict) -> None:
-        tune.report({k: v for k, v in row.items() if isinstance(v, int | float)})
-
-    result = run_trial(trial_cfg, reporter=report)
-    with tempfile.TemporaryDirectory() as tmp:
-        write_trial_outputs(Path(tmp), trial_cfg, result)
-        tune.report({**result.metrics, "final": 1}, checkpoint=tune.Checkpoint.from_directory(tmp))
+    """Ray Tune entry point (see :func:`trainables.common.run_under_tune`)."""
+    run_under_tune(config, run_trial)

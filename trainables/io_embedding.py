@@ -1,0 +1,449 @@
+"""One arch2vec or Info-NAS IO-model trial on NAS-Bench-101.
+
+``model: arch2vec`` trains the graph VAE alone: an epoch is one pass over the training cells
+(the training part of :func:`pipeline.iodata.space_split`, at most ``max_cells`` of them).
+
+``model: io-embedding`` trains the IO model semi-supervised, as the paper: runs of
+``labelled_run`` labelled batches (VAE loss on the batch's cells + ``l1_weight`` x L1 between
+predicted and preprocessed output features) alternate with runs of ``unlabelled_run``
+unlabelled batches (VAE loss only) drawn, cycling, from the same training cells as arch2vec;
+an epoch is one pass over the labelled training pairs (training networks x IO images). The
+IO-dataset comes from a pretraining folder (``io_data``, default
+``results/pretrain-<profile>``; see ``gnn2gnn pretrain``); the space split must be the one the
+pretraining used, so that "unseen" networks are also unseen by the VAE.
+
+Per epoch both report the VAE loss parts and the reconstruction accuracy of ops and
+adjacency (and whole cells) on held-out cells; the IO model also the labelled validation L1
+on unseen images and on unseen networks, each beside the paper's mean-vector baseline.
+At the end: validity and uniqueness of cells decoded from N(0, I) samples, test losses, and
+the latent features of the benchmark's cells (encoder mean, averaged over a cell's present
+nodes, as arch2vec feeds its predictors) as the ``latent`` table.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pydantic
+import torch
+
+from pipeline.benchmarks import Benchmark, load_benchmark
+from pipeline.cells import Cell, table_to_dense
+from pipeline.config import StrictModel, validate
+from pipeline.iodata import IODataset, Preprocess, load_io_dataset, mean_baseline_l1, space_split
+from pipeline.models.arch2vec import Arch2Vec, IOModel
+from trainables.common import Reporter, TrialResult, pick_device, run_under_tune
+
+PROFILES: dict[str, dict] = {
+    "smoke": {
+        "epochs": 2,
+        "max_cells": 1024,
+        "valid_cells": 256,
+        "labelled_run": 4,
+        "unlabelled_run": 4,
+        "num_samples": 200,
+        "export": "labelled",
+        "cnn_channels": [8, 16],
+    },
+    "cpu": {
+        "epochs": 30,
+        "max_cells": 8000,
+        "valid_cells": 2000,
+        "labelled_run": 30,
+        "unlabelled_run": 20,
+        "num_samples": 1000,
+        "export": "labelled",
+        "cnn_channels": [32, 64, 128],
+    },
+    "paper": {
+        "epochs": 30,
+        "max_cells": None,
+        "valid_cells": 10000,
+        "labelled_run": 300,
+        "unlabelled_run": 200,
+        "num_samples": 1000,
+        "export": "all",
+        "cnn_channels": [32, 64, 128],
+    },
+}
+
+NUM_NODES = 7
+
+
+class IOEmbeddingConfig(StrictModel):
+    model: Literal["arch2vec", "io-embedding"] = "io-embedding"
+    benchmark: Literal["nasbench101"] = "nasbench101"
+    dataset: Literal["cifar10"] = "cifar10"
+    label: str | None = None
+    data_dir: str | None = None
+    io_data: str | None = pydantic.Field(
+        None, description="pretraining folder; default results/pretrain-<profile>"
+    )
+    profile: Literal["smoke", "cpu", "paper"] = "paper"
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    epochs: int = pydantic.Field(30, ge=1)
+    batch_size: int = pydantic.Field(32, ge=1)
+    lr: float = pydantic.Field(1e-3, gt=0)
+    hidden: int = pydantic.Field(128, ge=1)
+    latent: int = pydantic.Field(16, ge=1)
+    layers: int = pydantic.Field(5, ge=1, description="GIN iterations")
+    dropout: float = pydantic.Field(0.3, ge=0, lt=1)
+    l1_weight: float = pydantic.Field(1.0, ge=0)
+    labelled_run: int = pydantic.Field(300, ge=1)
+    unlabelled_run: int = pydantic.Field(200, ge=0)
+    max_cells: int | None = pydantic.Field(None, ge=1, description="VAE training cells")
+    valid_cells: int = pydantic.Field(10000, ge=1, description="held-out cells for accuracy")
+    valid_fraction: float = pydantic.Field(0.1, gt=0, lt=1)
+    split_seed: int = 0
+    num_samples: int = pydantic.Field(1000, ge=1, description="N(0, I) samples decoded")
+    export: Literal["all", "labelled", "none"] = "all"
+    scale: Literal["global", "feature", "none"] = "global"
+    top_k: int | None = pydantic.Field(None, ge=1)
+    normalize: bool = True
+    cnn_channels: list[int] = [32, 64, 128]
+    net_dim: int = pydantic.Field(128, ge=1)
+    head_hidden: int = pydantic.Field(256, ge=1)
+
+
+def make_config(data: dict, source: str = "trial config") -> IOEmbeddingConfig:
+    data = dict(data)
+    profile = data.get("profile", "paper")
+    merged = {**PROFILES.get(profile, {}), **data}
+    return validate(IOEmbeddingConfig, merged, source)
+
+
+def validate_config(config: dict, where: str = "trial config") -> IOEmbeddingConfig:
+    return make_config(config, where)
+
+
+def decode_to_cells(op_classes: np.ndarray, adj: np.ndarray, bench: Benchmark) -> list:
+    """Decoded slots -> pruned valid cell hash, or None; class K (= num ops) marks absent."""
+    space = bench.space
+    out: list[str | None] = []
+    for ops_row, a in zip(op_classes, adj, strict=True):
+        present = np.flatnonzero(ops_row < space.num_ops)
+        if len(present) < 2:
+            out.append(None)
+            continue
+        cell = Cell(
+            tuple(space.ops[i] for i in ops_row[present]),
+            a[np.ix_(present, present)].astype(np.uint8),
+        )
+        pruned = cell.prune() if cell.ops[0] == "input" and cell.ops[-1] == "output" else None
+        if pruned is None or pruned.validity_error(space):
+            out.append(None)
+        else:
+            out.append(pruned.hash(space))
+    return out
+
+
+class IOTrial:
+    def __init__(self, cfg: IOEmbeddingConfig, bench: Benchmark | None = None) -> None:
+        self.cfg = cfg
+        torch.manual_seed(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.device = pick_device(cfg.device)
+        self.bench = bench or load_benchmark("nasbench101", label=cfg.label, data_dir=cfg.data_dir)
+        b = self.bench
+        train_rows, valid_rows = space_split(len(b), cfg.valid_fraction, cfg.split_seed)
+        self.io: IODataset | None = None
+        if cfg.model == "io-embedding":
+            self.io = self._load_io()
+            io_hashes = set(self.io.networks["hash"])
+            # the pretrained networks are labelled examples; keep them among the VAE's cells
+            io_rows = np.array([b.lookup(h) for h in io_hashes if b.lookup(h) is not None])
+            train_rows = np.setdiff1d(train_rows, io_rows)
+        if cfg.max_cells is not None and cfg.max_cells < len(train_rows):
+            train_rows = np.sort(self.rng.choice(train_rows, cfg.max_cells, replace=False))
+        if cfg.valid_cells < len(valid_rows):
+            valid_rows = np.sort(self.rng.choice(valid_rows, cfg.valid_cells, replace=False))
+        self.train_rows, self.valid_rows = train_rows, valid_rows
+        self.train_x, self.train_a = self._dense(train_rows)
+        self.valid_x, self.valid_a = self._dense(valid_rows)
+        vae = Arch2Vec(b.space.num_ops, NUM_NODES, cfg.hidden, cfg.latent, cfg.layers, cfg.dropout)
+        if self.io is not None:
+            self.model: torch.nn.Module = IOModel(
+                vae, self.io.dim, cfg.net_dim, cfg.head_hidden, tuple(cfg.cnn_channels)
+            )
+            self._prepare_labelled()
+        else:
+            self.model = vae
+        self.vae = vae
+        self.model.to(self.device)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+        self.steps = 0
+
+    # --- data -----------------------------------------------------------------------------
+
+    def _load_io(self) -> IODataset:
+        cfg = self.cfg
+        folder = Path(cfg.io_data or f"results/pretrain-{cfg.profile}")
+        io = load_io_dataset(
+            folder,
+            Preprocess(scale=cfg.scale, top_k=cfg.top_k, normalize=cfg.normalize),
+            seed=cfg.seed,
+        )
+        pre = json.loads((folder / "images.json").read_text()).get("config", {})
+        if (pre.get("seed", 0), pre.get("valid_fraction", 0.1)) != (
+            cfg.split_seed,
+            cfg.valid_fraction,
+        ):
+            raise ValueError(
+                f"{folder} was pretrained with space split seed {pre.get('seed')} / valid "
+                f"fraction {pre.get('valid_fraction')}; set split_seed/valid_fraction to match"
+            )
+        return io
+
+    def _dense(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        b = self.bench
+        x, a, _ = table_to_dense(
+            b.ops[rows], b.adjacency[rows], b.num_vertices[rows], b.space.num_ops, NUM_NODES
+        )
+        return x.to(self.device), a.to(self.device)
+
+    def _prepare_labelled(self) -> None:
+        from pipeline.cifar10 import load_cifar10, to_tensor
+
+        io = self.io
+        assert io is not None
+        data = load_cifar10(Path(self.cfg.data_dir) if self.cfg.data_dir else None)
+        self.images = {
+            "io": to_tensor(data.train_x[io.io_images], self.device),
+            "test": to_tensor(data.test_x[io.test_images], self.device),
+        }
+        self.net_cells = {}
+        for name, split in io.splits.items():
+            rows = np.array([self.bench.lookup(h) for h in split.networks])
+            self.net_cells[name] = self._dense(rows)
+        self.targets = {
+            name: torch.from_numpy(s.targets).to(self.device) for name, s in io.splits.items()
+        }
+
+    # --- steps ----------------------------------------------------------------------------
+
+    def _vae_loss(self, x: torch.Tensor, a: torch.Tensor):
+        out = self.vae(x, a, self.gen)
+        loss, parts = self.vae.loss(out, x, a)
+        return out, loss, parts
+
+    def unlabelled_step(self, idx: torch.Tensor) -> dict[str, float]:
+        x, a = self.train_x[idx], self.train_a[idx]
+        _, loss, parts = self._vae_loss(x, a)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.steps += 1
+        return {"vae_loss": loss.detach(), **{k: v.detach() for k, v in parts.items()}}
+
+    def labelled_step(self, pairs: np.ndarray) -> dict[str, float]:
+        nets = torch.from_numpy(pairs[:, 0]).to(self.device)
+        imgs = torch.from_numpy(pairs[:, 1]).to(self.device)
+        cx, ca = self.net_cells["train"]
+        x, a = cx[nets], ca[nets]
+        out, loss, parts = self._vae_loss(x, a)
+        pred = self.model.predict(out.z, self.images["io"][imgs])
+        l1 = torch.nn.functional.l1_loss(pred, self.targets["train"][nets, imgs])
+        total = loss + self.cfg.l1_weight * l1
+        self.opt.zero_grad(set_to_none=True)
+        total.backward()
+        self.opt.step()
+        self.steps += 1
+        return {"vae_loss": loss.detach(), "train_l1": l1.detach(), **parts}
+
+    # --- evaluation -----------------------------------------------------------------------
+
+    @torch.no_grad()
+    def reconstruction(self) -> dict[str, float]:
+        self.model.eval()
+        sums: dict[str, float] = {}
+        for i in range(0, len(self.valid_x), 4096):
+            x, a = self.valid_x[i : i + 4096], self.valid_a[i : i + 4096]
+            out = self.vae(x, a)
+            for k, v in self.vae.reconstruction(out, x, a).items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+        self.model.train()
+        return {
+            "ops_acc": sums["ops_correct"] / sums["ops_total"],
+            "adj_acc": sums["adj_correct"] / sums["adj_total"],
+            "exact_recon": sums["exact"] / len(self.valid_x),
+        }
+
+    @torch.no_grad()
+    def labelled_loss(self, split: str) -> float:
+        """Mean L1 over every (network, image) pair of a split; embeddings computed once."""
+        self.model.eval()
+        io = self.io
+        assert io is not None
+        x, a = self.net_cells[split]
+        z = self.vae.encode(x, a)[0]
+        net = self.model.net_embed(z.flatten(1))
+        images = self.images[io.splits[split].image_set]
+        img = torch.cat([self.model.cnn(images[i : i + 500]) for i in range(0, len(images), 500)])
+        target = self.targets[split]
+        total = 0.0
+        for n in range(len(net)):
+            feats = torch.cat([net[n].expand(len(img), -1), img], dim=1)
+            total += float(torch.abs(self.model.head(feats) - target[n]).mean())
+        self.model.train()
+        return total / len(net)
+
+    @torch.no_grad()
+    def sample_validity(self) -> dict[str, float]:
+        g = torch.Generator().manual_seed(self.cfg.seed + 7)
+        z = torch.randn(self.cfg.num_samples, NUM_NODES, self.cfg.latent, generator=g)
+        self.model.eval()
+        ops, adj = self.vae.decode_cells(z.to(self.device))
+        self.model.train()
+        hashes = decode_to_cells(ops.cpu().numpy(), adj.cpu().numpy(), self.bench)
+        valid = [h for h in hashes if h is not None]
+        known = [h for h in valid if self.bench.lookup(h) is not None]
+        return {
+            "validity": 100.0 * len(valid) / len(hashes),
+            "uniqueness": 100.0 * len(set(valid)) / max(1, len(valid)),
+            "in_benchmark": 100.0 * len(known) / max(1, len(valid)),
+        }
+
+    @torch.no_grad()
+    def latent_rows(self) -> dict[str, list]:
+        """Encoder means averaged over each cell's present nodes, for the exported cells."""
+        b = self.bench
+        if self.cfg.export == "none":
+            return {}
+        rows = np.flatnonzero(b.labelled) if self.cfg.export == "labelled" else np.arange(len(b))
+        self.model.eval()
+        chunks = []
+        for i in range(0, len(rows), 8192):
+            r = rows[i : i + 8192]
+            x, a = self._dense(r)
+            mu = self.vae.encode(x, a)[0]
+            mask = (x.sum(-1) > 0).float()
+            chunks.append(((mu * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)).cpu())
+        self.model.train()
+        z = torch.cat(chunks).numpy().astype(np.float32)
+        table: dict[str, list] = {"hash": b.hashes[rows].tolist()}
+        for j in range(z.shape[1]):
+            table[f"z{j}"] = z[:, j].tolist()
+        return table
+
+    # --- loop -----------------------------------------------------------------------------
+
+    def _schedule(self) -> list[tuple[str, np.ndarray]]:
+        """One epoch's batches in order: ("l", pairs) / ("u", cell indices)."""
+        cfg, bs = self.cfg, self.cfg.batch_size
+        n_cells = len(self.train_rows)
+        if self.io is None:
+            perm = self.rng.permutation(n_cells)
+            return [("u", perm[i : i + bs]) for i in range(0, n_cells, bs)]
+        pairs = self.io.splits["train"].pairs
+        perm = self.rng.permutation(len(pairs))
+        labelled = [pairs[perm[i : i + bs]] for i in range(0, len(pairs), bs)]
+        out: list[tuple[str, np.ndarray]] = []
+        for start in range(0, len(labelled), cfg.labelled_run):
+            out += [("l", p) for p in labelled[start : start + cfg.labelled_run]]
+            for _ in range(cfg.unlabelled_run):
+                if self._cursor + bs > len(self._cell_order):
+                    self._cell_order, self._cursor = self.rng.permutation(n_cells), 0
+                out.append(("u", self._cell_order[self._cursor : self._cursor + bs]))
+                self._cursor += bs
+        return out
+
+    def run(self, reporter: Reporter | None = None, progress: bool = False) -> TrialResult:
+        cfg = self.cfg
+        t0 = time.time()
+        self._cell_order, self._cursor = self.rng.permutation(len(self.train_rows)), 0
+        epochs: list[dict] = []
+        train_seconds = 0.0
+        for epoch in range(1, cfg.epochs + 1):
+            te = time.time()
+            sums: dict[str, torch.Tensor] = {}
+            counts: dict[str, int] = {}
+            schedule = self._schedule()
+            for kind, batch in schedule:
+                if kind == "u":
+                    parts = self.unlabelled_step(torch.from_numpy(batch).to(self.device))
+                else:
+                    parts = self.labelled_step(batch)
+                for k, v in parts.items():
+                    sums[k] = sums.get(k, 0.0) + v.detach()
+                    counts[k] = counts.get(k, 0) + 1
+            train_seconds += time.time() - te
+            row = {"epoch": epoch, **{k: float(v) / counts[k] for k, v in sums.items()}}
+            row["labelled_batches"] = sum(1 for k, _ in schedule if k == "l")
+            row["unlabelled_batches"] = sum(1 for k, _ in schedule if k == "u")
+            row.update(self.reconstruction())
+            if self.io is not None:
+                for split, key in (
+                    ("valid_images", "unseen_images"),
+                    ("valid_networks", "unseen_networks"),
+                ):
+                    row[f"val_l1_{key}"] = self.labelled_loss(split)
+                    row[f"baseline_l1_{key}"] = mean_baseline_l1(self.io.splits[split].targets)
+            row["seconds"] = time.time() - t0
+            epochs.append(row)
+            if reporter:
+                reporter(row)
+            if progress:
+                shown = {k: round(v, 4) for k, v in row.items() if isinstance(v, float)}
+                print(f"epoch {epoch}/{cfg.epochs} {shown}", flush=True)
+        metrics = {k: v for k, v in epochs[-1].items() if k not in ("epoch",)}
+        metrics.update(self.sample_validity())
+        if self.io is not None:
+            for split in ("test_seen_networks", "test_unseen_networks"):
+                metrics[f"l1_{split}"] = self.labelled_loss(split)
+                metrics[f"baseline_l1_{split}"] = mean_baseline_l1(self.io.splits[split].targets)
+        metrics["steps_per_second"] = self.steps / max(train_seconds, 1e-9)
+        latent = self.latent_rows()
+        metrics["latent_cells"] = len(latent.get("hash", []))
+        metrics["seconds"] = time.time() - t0
+        state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        return TrialResult(
+            metrics=metrics,
+            epochs=epochs,
+            generated=[],
+            state={"model": state},
+            info=self.info(),
+            full_config=cfg.model_dump(),
+            frames={"latent": latent} if latent else {},
+        )
+
+    def info(self) -> dict:
+        b = self.bench
+        out = {
+            "benchmark": b.name,
+            "dataset": b.dataset,
+            "label": b.label,
+            "label_coverage": b.num_labelled / len(b),
+            "num_cells": len(b),
+            "num_labelled": b.num_labelled,
+            "num_train_cells": int(len(self.train_rows)),
+            "num_valid_cells": int(len(self.valid_rows)),
+            "data_fingerprint": b.fingerprint,
+            "device": str(self.device),
+            "coverage_note": b.notes.get("coverage_note", ""),
+        }
+        if self.io is not None:
+            out["io_data"] = str(self.io.folder)
+            out["io_dim"] = self.io.dim
+            for name, s in self.io.splits.items():
+                out[f"io_{name}_pairs"] = len(s)
+        return out
+
+
+def run_trial(
+    config: dict,
+    reporter: Reporter | None = None,
+    progress: bool = False,
+    bench: Benchmark | None = None,
+) -> TrialResult:
+    cfg = make_config(config)
+    return IOTrial(cfg, bench).run(reporter, progress)
+
+
+def tune_trial(config: dict) -> None:
+    run_under_tune(config, run_trial)

@@ -1,0 +1,396 @@
+"""Pretraining NAS-Bench-101 networks on CIFAR-10: the raw material of the IO-dataset.
+
+``run_pretraining(config)`` samples networks (seeded) from the arch2vec-style split of the
+search space -- training networks from the training part, validation networks from the
+validation part (:func:`pipeline.iodata.space_split`) -- and trains each one as a Ray task
+(embedded local Ray by default, a cluster with ``address``; a fraction of a GPU per task when
+the cluster has GPUs). Per network, in ``<folder>/networks/<hash>/``:
+
+- ``checkpoint.pt``: the trained weights (state dict) and the cell;
+- ``features.npz``: the pooled features before the classifier for the fixed IO images
+  (``io``: held-out training images; ``test``: test images, the "unseen images"), the
+  classifier's weight and bias, and the network's own test accuracy;
+- ``done.json``: written last; a network with it is never trained again, so rerunning the
+  command after a crash or with more networks only trains what is missing.
+
+``<folder>/images.json`` pins which images are IO images (a rerun with another image
+selection is refused), ``<folder>/networks.parquet`` indexes the finished networks.
+
+Training (paper, Info-NAS appendix A.1): SGD lr 0.025, momentum 0.9, weight decay 1e-4,
+cosine schedule to 0 over all steps, gradient clipping at norm 5, batch 128, 12 epochs,
+standard augmentation; networks trained on the CIFAR-10 training set minus the IO images.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import pydantic
+import torch
+import torch.nn.functional as F
+
+from pipeline.config import StrictModel, validate
+
+PROFILES: dict[str, dict] = {
+    # seconds a network: CI
+    "smoke": {
+        "train_networks": 2,
+        "valid_networks": 1,
+        "epochs": 1,
+        "stem_channels": 8,
+        "train_images": 512,
+        "io_images": 64,
+        "test_images": 64,
+        "eval_images": 512,
+    },
+    # about a minute a network on a laptop core
+    "cpu": {
+        "train_networks": 6,
+        "valid_networks": 2,
+        "epochs": 2,
+        "stem_channels": 16,
+        "train_images": 5000,
+        "io_images": 200,
+        "test_images": 200,
+        "eval_images": 2000,
+    },
+    # the paper: 608 + 77 networks, 12 epochs, full width, 1,000 IO and 2,000 test images
+    "paper": {
+        "train_networks": 608,
+        "valid_networks": 77,
+        "epochs": 12,
+        "stem_channels": 128,
+        "train_images": None,
+        "io_images": 1000,
+        "test_images": 2000,
+        "eval_images": None,
+    },
+}
+
+
+class PretrainConfig(StrictModel):
+    profile: Literal["smoke", "cpu", "paper"] = "paper"
+    data_dir: str | None = None
+    train_networks: int = pydantic.Field(608, ge=1)
+    valid_networks: int = pydantic.Field(77, ge=0)
+    epochs: int = pydantic.Field(12, ge=1)
+    batch_size: int = pydantic.Field(128, ge=1)
+    lr: float = pydantic.Field(0.025, gt=0)
+    momentum: float = pydantic.Field(0.9, ge=0, lt=1)
+    weight_decay: float = pydantic.Field(1e-4, ge=0)
+    grad_clip: float = pydantic.Field(5.0, gt=0)
+    stem_channels: int = pydantic.Field(128, ge=1)
+    num_stacks: int = pydantic.Field(3, ge=1)
+    cells_per_stack: int = pydantic.Field(3, ge=1)
+    train_images: int | None = pydantic.Field(None, ge=1, description="None: all the rest")
+    io_images: int = pydantic.Field(1000, ge=1, description="held-out training images")
+    test_images: int = pydantic.Field(2000, ge=1, description="'unseen' test images")
+    eval_images: int | None = pydantic.Field(None, ge=1, description="test accuracy; None=all")
+    valid_fraction: float = pydantic.Field(0.1, gt=0, lt=1, description="space split")
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+def make_config(data: dict, source: str = "pretrain config") -> PretrainConfig:
+    data = {k: v for k, v in data.items() if v is not None}
+    profile = data.get("profile", "paper")
+    merged = {**PROFILES.get(profile, {}), **data}
+    return validate(PretrainConfig, merged, source)
+
+
+def image_selection(cfg: PretrainConfig, train_y: np.ndarray, test_y: np.ndarray) -> dict:
+    """Seeded, class-stratified choice of IO images (from the training set), 'unseen' test
+    images, training images (the rest of the training set) and evaluation images."""
+    rng = np.random.default_rng(cfg.seed + 1)
+
+    def stratified(y: np.ndarray, k: int) -> np.ndarray:
+        per = np.array_split(rng.permutation(k), 10)  # k split as evenly as possible
+        picks = []
+        for c in range(10):
+            members = np.flatnonzero(y == c)
+            picks.append(rng.choice(members, size=len(per[c]), replace=False))
+        return np.sort(np.concatenate(picks))
+
+    io = stratified(train_y, cfg.io_images)
+    rest = np.setdiff1d(np.arange(len(train_y)), io)
+    train = rest if cfg.train_images is None else np.sort(rng.choice(rest, cfg.train_images, False))
+    test = stratified(test_y, cfg.test_images)
+    n_eval = len(test_y) if cfg.eval_images is None else min(cfg.eval_images, len(test_y))
+    evaluation = np.sort(rng.choice(len(test_y), n_eval, replace=False))
+    return {
+        "io": io.tolist(),
+        "test": test.tolist(),
+        "train": train.tolist(),
+        "eval": evaluation.tolist(),
+    }
+
+
+def pick_networks(cfg: PretrainConfig, bench) -> list[tuple[str, str]]:
+    """(hash, role) of the sampled networks: role 'train' or 'valid'."""
+    from pipeline.iodata import space_split
+
+    train_rows, valid_rows = space_split(len(bench), cfg.valid_fraction, seed=cfg.seed)
+    rng = np.random.default_rng(cfg.seed + 2)
+    tr = rng.choice(train_rows, size=cfg.train_networks, replace=False)
+    va = rng.choice(valid_rows, size=cfg.valid_networks, replace=False)
+    return [(str(bench.hashes[r]), "train") for r in tr] + [
+        (str(bench.hashes[r]), "valid") for r in va
+    ]
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device cuda requested but torch sees no GPU")
+    return torch.device(name)
+
+
+def _seed_of(cfg: PretrainConfig, hash_: str) -> int:
+    return (cfg.seed * 1_000_003 + int(hash_[:8], 16)) % (2**31)
+
+
+@torch.no_grad()
+def _features(net, x_uint8: np.ndarray, device, batch: int = 500) -> np.ndarray:
+    from pipeline.cifar10 import to_tensor
+
+    net.eval()
+    out = [
+        net.features(to_tensor(x_uint8[i : i + batch], device)).float().cpu()
+        for i in range(0, len(x_uint8), batch)
+    ]
+    return torch.cat(out).numpy()
+
+
+def train_network(
+    hash_: str,
+    ops: list[str],
+    adjacency: list[list[int]],
+    cfg_dict: dict,
+    folder: str,
+    images: dict,
+    log: Callable[[str], None] | None = None,
+) -> dict:
+    """Train one network and write its files (see module docstring); returns its record."""
+    from pipeline.cells import Cell
+    from pipeline.cifar10 import augment, load_cifar10, to_tensor
+    from pipeline.io import write_json
+    from pipeline.nb101net import NB101Network, count_parameters
+
+    cfg = make_config(cfg_dict)
+    out = Path(folder) / "networks" / hash_
+    if (out / "done.json").is_file():
+        return json.loads((out / "done.json").read_text())
+    t0 = time.time()
+    device = _device(cfg.device)
+    seed = _seed_of(cfg, hash_)
+    torch.manual_seed(seed)
+    data = load_cifar10(Path(cfg.data_dir) if cfg.data_dir else None)
+    cell = Cell.from_lists(ops, np.array(adjacency, dtype=np.uint8))
+    net = NB101Network(cell, cfg.stem_channels, cfg.num_stacks, cfg.cells_per_stack).to(device)
+    train_idx = np.asarray(images["train"])
+    x_all = to_tensor(data.train_x[train_idx], device)
+    y_all = torch.from_numpy(data.train_y[train_idx]).to(device)
+    steps_per_epoch = math.ceil(len(train_idx) / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    opt = torch.optim.SGD(
+        net.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    gen = torch.Generator().manual_seed(seed)
+    losses = []
+    for epoch in range(cfg.epochs):
+        net.train()
+        perm = torch.randperm(len(train_idx), generator=gen).to(device)
+        run = 0.0
+        for s in range(steps_per_epoch):
+            idx = perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
+            x = augment(x_all[idx], gen)
+            loss = F.cross_entropy(net(x), y_all[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            run += float(loss)
+        losses.append(run / steps_per_epoch)
+        if log:
+            log(f"{hash_[:8]} epoch {epoch + 1}/{cfg.epochs} loss {losses[-1]:.3f}")
+    del x_all
+    net.eval()
+    ev = np.asarray(images["eval"])
+    with torch.no_grad():
+        correct = 0
+        for i in range(0, len(ev), 500):
+            xb = to_tensor(data.test_x[ev[i : i + 500]], device)
+            pred = net(xb).argmax(1).cpu().numpy()
+            correct += int((pred == data.test_y[ev[i : i + 500]]).sum())
+    test_acc = 100.0 * correct / len(ev)
+    feats_io = _features(net, data.train_x[np.asarray(images["io"])], device)
+    feats_test = _features(net, data.test_x[np.asarray(images["test"])], device)
+    out.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out, suffix=".tmp")
+    os.close(fd)
+    torch.save(
+        {"state": {k: v.cpu() for k, v in net.state_dict().items()}, "ops": ops, "adj": adjacency},
+        tmp,
+    )
+    os.replace(tmp, out / "checkpoint.pt")
+    fd, tmp = tempfile.mkstemp(dir=out, suffix=".npz")
+    os.close(fd)
+    np.savez(
+        tmp,
+        io=feats_io.astype(np.float32),
+        test=feats_test.astype(np.float32),
+        weight=net.classifier.weight.detach().cpu().numpy().astype(np.float32),
+        bias=net.classifier.bias.detach().cpu().numpy().astype(np.float32),
+    )
+    os.replace(tmp, out / "features.npz")
+    record = {
+        "hash": hash_,
+        "test_acc": test_acc,
+        "train_loss": losses[-1],
+        "params": count_parameters(net),
+        "seconds": time.time() - t0,
+        "device": str(device),
+        "epochs": cfg.epochs,
+        "stem_channels": cfg.stem_channels,
+    }
+    write_json(record, out / "done.json")  # last: marks the network finished
+    return record
+
+
+def _images_file(folder: Path, cfg: PretrainConfig, selection: dict, fingerprint: str) -> None:
+    from pipeline.io import write_json
+
+    path = folder / "images.json"
+    pinned = {
+        "cifar10_fingerprint": fingerprint,
+        "io": selection["io"],
+        "test": selection["test"],
+        "stem_channels": cfg.stem_channels,
+        "epochs": cfg.epochs,
+    }
+    if path.is_file():
+        old = json.loads(path.read_text())
+        for key in pinned:
+            if old.get(key) != pinned[key]:
+                raise ValueError(
+                    f"{folder} holds networks pretrained with another {key}; use another "
+                    "--results folder or the same settings"
+                )
+        return
+    write_json({**pinned, "config": cfg.model_dump()}, path)
+
+
+def write_index(folder: Path, roles: dict[str, str], bench) -> pd.DataFrame:
+    """networks.parquet: one row per finished network (role, test accuracy, benchmark label)."""
+    from pipeline.io import atomic_write_parquet
+
+    rows = []
+    for h, role in roles.items():
+        done = folder / "networks" / h / "done.json"
+        if done.is_file():
+            rec = json.loads(done.read_text())
+            row = bench.lookup(h)
+            acc = float(bench.accuracy[row]) if row is not None else float("nan")
+            rows.append({**rec, "role": role, "benchmark_acc": acc, "label": bench.label})
+    frame = pd.DataFrame(rows)
+    if len(frame):
+        atomic_write_parquet(frame, folder / "networks.parquet")
+    return frame
+
+
+def run_pretraining(
+    config: dict,
+    folder: Path,
+    address: str | None = None,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Pretrain every sampled network not yet finished in ``folder``, as Ray tasks."""
+    import ray
+
+    from pipeline.benchmarks import load_benchmark
+    from pipeline.cifar10 import load_cifar10
+    from pipeline.sweep import init_ray
+
+    cfg = make_config(config)
+    folder = Path(folder).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    bench = load_benchmark("nasbench101", data_dir=cfg.data_dir)
+    data = load_cifar10(Path(cfg.data_dir) if cfg.data_dir else None)
+    if cfg.data_dir is None:
+        from pipeline.paths import resolve_data_dir
+
+        cfg.data_dir = str(resolve_data_dir())
+    selection = image_selection(cfg, data.train_y, data.test_y)
+    _images_file(folder, cfg, selection, data.fingerprint)
+    nets = pick_networks(cfg, bench)
+    roles = dict(nets)
+    todo = [(h, r) for h, r in nets if not (folder / "networks" / h / "done.json").is_file()]
+    log(f"[pretrain] {len(nets)} networks at profile {cfg.profile}: {len(todo)} to train")
+    t0 = time.monotonic()
+    failed: list[str] = []
+    if todo:
+        started = init_ray(address)
+        try:
+            has_gpu = ray.cluster_resources().get("GPU", 0) > 0
+            task = ray.remote(num_cpus=1, num_gpus=0.25 if has_gpu else 0, max_retries=1)(
+                train_network
+            )
+            cfg_dict = cfg.model_dump()
+            refs = {}
+            for h, _ in todo:
+                row = bench.lookup(h)
+                cell = bench.cell(row)
+                refs[
+                    task.remote(
+                        h,
+                        list(cell.ops),
+                        cell.adjacency.tolist(),
+                        cfg_dict,
+                        str(folder),
+                        selection,
+                    )
+                ] = h
+            pending = list(refs)
+            done = 0
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1)
+                h = refs[ready[0]]
+                try:
+                    rec = ray.get(ready[0])
+                    done += 1
+                    msg = f"{h[:8]} test acc {rec['test_acc']:.2f}% in {rec['seconds']:.0f}s"
+                except Exception as exc:  # noqa: BLE001 -- record and go on with the others
+                    failed.append(h)
+                    msg = f"{h[:8]} FAILED: {str(exc).strip().splitlines()[-1][:200]}"
+                elapsed = time.monotonic() - t0
+                finished = done + len(failed)
+                eta = elapsed / finished * (len(todo) - finished)
+                log(
+                    f"[pretrain] {msg}; {done}/{len(todo)} done, {len(failed)} failed, "
+                    f"{elapsed:.0f}s elapsed, ETA {eta:.0f}s"
+                )
+        finally:
+            if started:
+                ray.shutdown()
+    index = write_index(folder, roles, bench)
+    return {
+        "folder": str(folder),
+        "networks": len(nets),
+        "trained_now": len(todo) - len(failed),
+        "failed": failed,
+        "finished": int(len(index)),
+        "mean_test_acc": float(index["test_acc"].mean()) if len(index) else float("nan"),
+        "wall_seconds": round(time.monotonic() - t0, 1),
+    }
