@@ -80,7 +80,10 @@ def training_curves(folder: Path, out: Path) -> Path | None:
     if not epochs_file.exists():
         return None
     epochs = pd.read_parquet(epochs_file)
-    trials = pd.read_parquet(trials_file)[["trial_id", "model"]]
+    trials = pd.read_parquet(trials_file)
+    if "trainable" in trials and (trials["trainable"] == "io_embedding").all():
+        return None  # Info-NAS curves: analysis.infonas
+    trials = trials[["trial_id", "model"]]
     epochs = epochs.merge(trials, on="trial_id")
     epochs = epochs[epochs["epoch"] > 0]
     if epochs.empty:
@@ -145,4 +148,7 @@ def write_figures(results: Path, out: Path) -> list[Path]:
         training_curves(f.parent, out) for f in sorted(Path(results).glob("*/trials.parquet"))
     ]
     written.append(paper_vs_reproduced(tables, out))
+    from analysis.infonas import write_infonas_figures
+
+    written += write_infonas_figures(results, out)
     return [p for p in written if p is not None]

@@ -55,6 +55,11 @@ def write_report(results: Path, out: Path | None = None) -> Path:
             if p.name.startswith(f"table{t.spec.number}_{t.sweep}."):
                 lines.append(f"- [{p.name}]({p.name})")
         lines.append("")
+    infonas = [p for p in tables_written if p.name.startswith("infonas_") and p.suffix == ".md"]
+    if infonas:
+        lines += ["## Info-NAS (IO-embedding sweeps)", ""]
+        for p in infonas:
+            lines += [p.read_text(), f"([{p.name}]({p.name}), with .csv and .tex beside it)", ""]
     if figures:
         lines += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figures] + [""]
     report = out / "report.md"

@@ -296,4 +296,7 @@ def write_tables(
         if "tex" in formats:
             stem.with_suffix(".tex").write_text(to_latex(t))
             written.append(stem.with_suffix(".tex"))
+    from analysis.infonas import write_infonas_tables
+
+    written += write_infonas_tables(results, out, formats)
     return written

@@ -12,6 +12,10 @@ import pytest
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+if "GNN2GNN_CACHE" not in os.environ:  # the decoded CIFAR-10 cache: one per test session
+    import tempfile
+
+    os.environ["GNN2GNN_CACHE"] = tempfile.mkdtemp(prefix="gnn2gnn-cache-")
 
 
 @pytest.fixture(scope="session")
@@ -59,3 +63,21 @@ def smoke_results(tmp_path_factory):
     )
     assert res.returncode == 0, res.stderr[-3000:]
     return out, json.loads(res.stdout.strip().splitlines()[-1]), res.stderr
+
+
+@pytest.fixture(scope="session")
+def cifar(data_dir):
+    """Real CIFAR-10 (the shared JPEG zip), decoded once into the session's cache."""
+    from pipeline.cifar10 import load_cifar10
+
+    return load_cifar10(data_dir)
+
+
+@pytest.fixture(scope="session")
+def pretrained(tmp_path_factory, data_dir, cifar):
+    """Smoke pretraining through real Ray tasks: (folder, the run's summary)."""
+    from trainables.pretrain import run_pretraining
+
+    folder = tmp_path_factory.mktemp("pretrain")
+    summary = run_pretraining({"profile": "smoke", "data_dir": str(data_dir)}, folder, log=print)
+    return folder, summary

@@ -17,7 +17,10 @@ adjacency (and whole cells) on held-out cells; the IO model also the labelled va
 on unseen images and on unseen networks, each beside the paper's mean-vector baseline.
 At the end: validity and uniqueness of cells decoded from N(0, I) samples, test losses, and
 the latent features of the benchmark's cells (encoder mean, averaged over a cell's present
-nodes, as arch2vec feeds its predictors) as the ``latent`` table.
+nodes, as arch2vec feeds its predictors) as the ``latent`` table. With ``evaluate`` (default)
+the trial then runs the Info-NAS evaluations on those features (:mod:`pipeline.nas_eval`):
+random-forest performance prediction per train size and seed (table ``prediction``) and
+REINFORCE vs random search regret curves (table ``search``), on the labelled cells.
 """
 
 from __future__ import annotations
@@ -48,6 +51,10 @@ PROFILES: dict[str, dict] = {
         "num_samples": 200,
         "export": "labelled",
         "cnn_channels": [8, 16],
+        "predict_sizes": [100, 250],
+        "predict_seeds": 3,
+        "search_runs": 5,
+        "search_budget": 200000.0,
     },
     "cpu": {
         "epochs": 30,
@@ -58,6 +65,10 @@ PROFILES: dict[str, dict] = {
         "num_samples": 1000,
         "export": "labelled",
         "cnn_channels": [32, 64, 128],
+        "predict_sizes": [250, 1000, 5000],
+        "predict_seeds": 10,
+        "search_runs": 20,
+        "search_budget": 500000.0,
     },
     "paper": {
         "epochs": 30,
@@ -68,6 +79,10 @@ PROFILES: dict[str, dict] = {
         "num_samples": 1000,
         "export": "all",
         "cnn_channels": [32, 64, 128],
+        "predict_sizes": [250, 500, 1000, 2500, 5000, 10000],
+        "predict_seeds": 10,
+        "search_runs": 500,
+        "search_budget": 1000000.0,
     },
 }
 
@@ -108,6 +123,12 @@ class IOEmbeddingConfig(StrictModel):
     cnn_channels: list[int] = [32, 64, 128]
     net_dim: int = pydantic.Field(128, ge=1)
     head_hidden: int = pydantic.Field(256, ge=1)
+    evaluate: bool = pydantic.Field(True, description="prediction + search on the latent")
+    predict_sizes: list[int] = [250, 500, 1000, 2500, 5000, 10000]
+    predict_seeds: int = pydantic.Field(10, ge=1)
+    predict_threshold: float = pydantic.Field(0.8, description="test cells above (fraction)")
+    search_runs: int = pydantic.Field(500, ge=1)
+    search_budget: float = pydantic.Field(1e6, gt=0, description="simulated seconds a run")
 
 
 def make_config(data: dict, source: str = "trial config") -> IOEmbeddingConfig:
@@ -400,6 +421,11 @@ class IOTrial:
         metrics["steps_per_second"] = self.steps / max(train_seconds, 1e-9)
         latent = self.latent_rows()
         metrics["latent_cells"] = len(latent.get("hash", []))
+        frames = {"latent": latent} if latent else {}
+        if cfg.evaluate and latent:
+            te = time.time()
+            frames.update(self.evaluate(latent, metrics))
+            metrics["eval_seconds"] = time.time() - te
         metrics["seconds"] = time.time() - t0
         state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
         return TrialResult(
@@ -409,8 +435,38 @@ class IOTrial:
             state={"model": state},
             info=self.info(),
             full_config=cfg.model_dump(),
-            frames={"latent": latent} if latent else {},
+            frames=frames,
         )
+
+    def evaluate(self, latent: dict, metrics: dict) -> dict[str, list[dict]]:
+        """Performance prediction and REINFORCE vs random search on the latent features
+        (labelled cells only; the pretrained networks are left out of the prediction pool)."""
+        from pipeline import nas_eval
+
+        cfg = self.cfg
+        view = nas_eval.search_view(latent, self.bench)
+        pool = np.ones(len(view.hashes), dtype=bool)
+        if self.io is not None:
+            pool = ~np.isin(view.hashes, self.io.networks["hash"].to_numpy())
+        pred = nas_eval.predict_performance(
+            view.z[pool],
+            view.acc[pool],
+            cfg.predict_sizes,
+            list(range(cfg.predict_seeds)),
+            threshold=cfg.predict_threshold,
+        )
+        for size in cfg.predict_sizes:
+            these = [r for r in pred if r["train_size"] == size]
+            metrics[f"pred_rmse_{size}"] = float(np.mean([r["rmse"] for r in these]))
+            metrics[f"pred_r_{size}"] = float(np.mean([r["pearson_r"] for r in these]))
+        search = nas_eval.search_rows(view, cfg.search_runs, cfg.search_budget)
+        end = max(r["time"] for r in search)
+        for method in ("reinforce", "random"):
+            final = [r["regret"] for r in search if r["method"] == method and r["time"] == end]
+            metrics[f"regret_{method}"] = float(np.mean(final))
+        metrics["search_cells"] = len(view.hashes)
+        metrics["search_best_acc"] = view.best
+        return {"prediction": pred, "search": search}
 
     def info(self) -> dict:
         b = self.bench
