@@ -197,7 +197,9 @@ class IOTrial:
             self.model = vae
         self.vae = vae
         self.model.to(self.device)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+        self.opt = torch.optim.Adam(
+            self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), fused=True
+        )
         self.steps = 0
 
     # --- data -----------------------------------------------------------------------------
