@@ -336,6 +336,64 @@ def add_pretrain_parser(sub) -> None:
     p.set_defaults(func=cmd_pretrain)
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Prediction + search on any latent table (e.g. a trial's --out latent.parquet)."""
+    import pandas as pd
+
+    from pipeline.benchmarks import load_benchmark
+    from pipeline.io import atomic_write_parquet
+    from pipeline.nas_eval import evaluate_latent
+    from trainables.io_embedding import PROFILES
+
+    path = Path(args.latent)
+    if not path.is_file():
+        raise UserError(f"{path}: no latent table (a trial's latent.parquet)")
+    latent = pd.read_parquet(path)
+    if "hash" not in latent or not any(c.startswith("z") for c in latent.columns):
+        raise UserError(f"{path}: expected columns hash, z0, z1, ... (a latent table)")
+    prof = PROFILES[args.profile]
+    exclude: set[str] = set()
+    if args.exclude:
+        exclude = set(pd.read_parquet(Path(args.exclude) / "networks.parquet")["hash"])
+    bench = load_benchmark("nasbench101", label=args.label, data_dir=args.data_dir)
+    metrics, frames = evaluate_latent(
+        latent,
+        bench,
+        args.sizes or prof["predict_sizes"],
+        args.seeds or prof["predict_seeds"],
+        args.runs or prof["search_runs"],
+        args.budget or prof["search_budget"],
+        exclude=exclude,
+    )
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, rows in frames.items():
+            atomic_write_parquet(pd.DataFrame(rows), out / f"{name}.parquet")
+        metrics["out"] = str(out)
+    _print(metrics, args.json)
+    return 0
+
+
+def add_evaluate_parser(sub) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="performance prediction and REINFORCE/random search on a latent table",
+    )
+    p.add_argument("latent", help="latent.parquet (hash, z0..): from a trial's --out or a sweep")
+    p.add_argument("--profile", choices=["smoke", "cpu", "paper"], default="cpu")
+    p.add_argument("--sizes", type=int, nargs="+", default=None, help="forest train sizes")
+    p.add_argument("--seeds", type=int, default=None, help="forest seeds (paper: 10)")
+    p.add_argument("--runs", type=int, default=None, help="search runs a method")
+    p.add_argument("--budget", type=float, default=None, help="simulated seconds a run")
+    p.add_argument("--exclude", default=None, help="pretraining folder: leave its networks out")
+    p.add_argument("--label", default=None)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--out", default=None, help="folder for prediction.parquet, search.parquet")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+
 # --- sweep / ui -------------------------------------------------------------------------
 
 
@@ -560,6 +618,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_train_parser(sub)
     add_pretrain_parser(sub)
+    add_evaluate_parser(sub)
     add_sweep_parsers(sub)
     add_analysis_parsers(sub)
     return parser

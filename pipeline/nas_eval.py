@@ -250,3 +250,36 @@ def search_rows(
                 for t, g in zip(grid, regret, strict=True)
             ]
     return rows
+
+
+def evaluate_latent(
+    latent,
+    bench,
+    sizes: list[int],
+    seeds: int,
+    runs: int,
+    budget: float,
+    threshold: float = 0.8,
+    exclude: set[str] | frozenset[str] = frozenset(),
+) -> tuple[dict, dict[str, list[dict]]]:
+    """Both evaluations on one latent table: (summary metrics, {"prediction", "search"} rows).
+
+    ``exclude``: hashes left out of the prediction pool (the IO model's pretrained networks,
+    whose outputs it was trained on); the search may still visit them."""
+    view = search_view(latent, bench)
+    pool = ~np.isin(view.hashes, np.array(sorted(exclude), dtype=object))
+    pred = predict_performance(
+        view.z[pool], view.acc[pool], sizes, list(range(seeds)), threshold=threshold
+    )
+    metrics: dict = {"label": bench.label, "search_cells": len(view.hashes)}
+    for size in sizes:
+        these = [r for r in pred if r["train_size"] == size]
+        metrics[f"pred_rmse_{size}"] = float(np.mean([r["rmse"] for r in these]))
+        metrics[f"pred_r_{size}"] = float(np.mean([r["pearson_r"] for r in these]))
+    search = search_rows(view, runs, budget)
+    end = max(r["time"] for r in search)
+    for method in ("reinforce", "random"):
+        final = [r["regret"] for r in search if r["method"] == method and r["time"] == end]
+        metrics[f"regret_{method}"] = float(np.mean(final))
+    metrics["search_best_acc"] = view.best
+    return metrics, {"prediction": pred, "search": search}

@@ -309,7 +309,8 @@ def run_sweep(
                 "versions": json.dumps(versions()),
             },
         }
-        progress = Progress(spec.name, len(pending), log=log)
+        metric = {"io_embedding": "ops_acc"}.get(spec.trainable, "mean_acc")
+        progress = Progress(spec.name, len(pending), metric=metric, log=log)
         callback = _tune_callback_class()(store, tracker, meta, progress)
         tuner = tune.Tuner(
             tune.with_resources(trainable, resources),

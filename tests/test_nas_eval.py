@@ -87,3 +87,36 @@ def test_reinforce_beats_random_search_on_fixed_seeds(view):
     final = rows[rows["time"] == rows["time"].max()].groupby("method")["regret"].mean()
     print(final.to_dict())
     assert final["reinforce"] < final["random"]
+
+
+def test_evaluate_command_on_a_latent_table(view, tmp_path, capsys, data_dir):
+    import json
+
+    from pipeline.cli import main
+
+    latent = pd.DataFrame({"hash": view.hashes, **{f"z{j}": view.z[:, j] for j in range(16)}})
+    latent.to_parquet(tmp_path / "latent.parquet")
+    args = [
+        "evaluate",
+        str(tmp_path / "latent.parquet"),
+        "--sizes",
+        "100",
+        "--seeds",
+        "2",
+        "--runs",
+        "2",
+        "--budget",
+        "50000",
+        "--out",
+        str(tmp_path / "ev"),
+        "--json",
+        "--data-dir",
+        str(data_dir),
+    ]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["label"] == "val_acc_108_r1" and out["search_cells"] == len(view.hashes)
+    assert len(pd.read_parquet(tmp_path / "ev" / "prediction.parquet")) == 2
+    search = pd.read_parquet(tmp_path / "ev" / "search.parquet")
+    assert set(search["method"]) == {"reinforce", "random"} and search["time"].max() == 50000
+    assert main(["evaluate", str(tmp_path / "missing.parquet")]) == 2

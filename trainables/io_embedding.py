@@ -443,32 +443,22 @@ class IOTrial:
     def evaluate(self, latent: dict, metrics: dict) -> dict[str, list[dict]]:
         """Performance prediction and REINFORCE vs random search on the latent features
         (labelled cells only; the pretrained networks are left out of the prediction pool)."""
-        from pipeline import nas_eval
+        from pipeline.nas_eval import evaluate_latent
 
         cfg = self.cfg
-        view = nas_eval.search_view(latent, self.bench)
-        pool = np.ones(len(view.hashes), dtype=bool)
-        if self.io is not None:
-            pool = ~np.isin(view.hashes, self.io.networks["hash"].to_numpy())
-        pred = nas_eval.predict_performance(
-            view.z[pool],
-            view.acc[pool],
+        found, frames = evaluate_latent(
+            latent,
+            self.bench,
             cfg.predict_sizes,
-            list(range(cfg.predict_seeds)),
-            threshold=cfg.predict_threshold,
+            cfg.predict_seeds,
+            cfg.search_runs,
+            cfg.search_budget,
+            cfg.predict_threshold,
+            exclude=set(self.io.networks["hash"]) if self.io is not None else set(),
         )
-        for size in cfg.predict_sizes:
-            these = [r for r in pred if r["train_size"] == size]
-            metrics[f"pred_rmse_{size}"] = float(np.mean([r["rmse"] for r in these]))
-            metrics[f"pred_r_{size}"] = float(np.mean([r["pearson_r"] for r in these]))
-        search = nas_eval.search_rows(view, cfg.search_runs, cfg.search_budget)
-        end = max(r["time"] for r in search)
-        for method in ("reinforce", "random"):
-            final = [r["regret"] for r in search if r["method"] == method and r["time"] == end]
-            metrics[f"regret_{method}"] = float(np.mean(final))
-        metrics["search_cells"] = len(view.hashes)
-        metrics["search_best_acc"] = view.best
-        return {"prediction": pred, "search": search}
+        found.pop("label")
+        metrics.update(found)
+        return frames
 
     def info(self) -> dict:
         b = self.bench
