@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+import pipeline  # noqa: E402,F401  -- sets Ray's loopback settings before any test imports Ray
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 if "GNN2GNN_CACHE" not in os.environ:  # the decoded CIFAR-10 cache: one per test session
