@@ -344,9 +344,9 @@ def run_pretraining(
         started = init_ray(address)
         try:
             has_gpu = ray.cluster_resources().get("GPU", 0) > 0
-            task = ray.remote(num_cpus=1, num_gpus=0.25 if has_gpu else 0, max_retries=1)(
-                train_network
-            )
+            task = ray.remote(
+                num_cpus=1, num_gpus=0.25 if has_gpu else 0, max_retries=1, retry_exceptions=True
+            )(train_network)
             cfg_dict = cfg.model_dump()
             refs = {}
             for h, _ in todo:
