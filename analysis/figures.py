@@ -17,7 +17,7 @@ from analysis.tables import METRIC_TITLES, METRICS, BuiltTable, sweep_tables  # 
 UNITS = " (%)"
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -46,7 +46,7 @@ def metric_vs_lambda(t: BuiltTable, out: Path) -> Path | None:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(t.caption[:140] + "...", fontsize=8)
-    return _save(fig, out / f"lambda_{t.sweep}.png")
+    return save_figure(fig, out / f"lambda_{t.sweep}.png")
 
 
 def robustness(t: BuiltTable, out: Path) -> Path | None:
@@ -72,7 +72,7 @@ def robustness(t: BuiltTable, out: Path) -> Path | None:
     ax.set_title("Robustness (solid: reproduced, dashed: paper)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, out / f"robustness_{t.sweep}.png")
+    return save_figure(fig, out / f"robustness_{t.sweep}.png")
 
 
 def training_curves(folder: Path, out: Path) -> Path | None:
@@ -109,7 +109,7 @@ def training_curves(folder: Path, out: Path) -> Path | None:
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=8)
     fig.suptitle(f"Training curves, sweep {folder.name} (mean over trials per model)")
-    return _save(fig, out / f"training_{folder.name}.png")
+    return save_figure(fig, out / f"training_{folder.name}.png")
 
 
 def paper_vs_reproduced(tables: list[BuiltTable], out: Path) -> Path | None:
@@ -134,7 +134,7 @@ def paper_vs_reproduced(tables: list[BuiltTable], out: Path) -> Path | None:
     ax.set_ylabel("reproduced mean (%)")
     ax.set_title(f"Every table cell ({len(frame)} points); grey: y = x", fontsize=10)
     ax.legend(fontsize=8)
-    return _save(fig, out / "paper_vs_reproduced.png")
+    return save_figure(fig, out / "paper_vs_reproduced.png")
 
 
 def write_figures(results: Path, out: Path) -> list[Path]:

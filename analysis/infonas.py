@@ -27,6 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from analysis.figures import save_figure  # noqa: E402
 from analysis.tables import folder_fingerprint, mean_ci  # noqa: E402
 
 REFERENCE = {"rmse": 0.018, "pearson_r": 0.67}  # arch2vec paper, as quoted by Info-NAS
@@ -240,13 +241,6 @@ def write_infonas_tables(
 # --- figures ------------------------------------------------------------------------------
 
 
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def prediction_boxplots(folder: Path, out: Path) -> Path | None:
     pred = per_trial(folder, "prediction")
     if pred.empty:
@@ -271,7 +265,7 @@ def prediction_boxplots(folder: Path, out: Path) -> Path | None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(f"Performance prediction over seeds, sweep {folder.name}")
-    return _save(fig, out / f"infonas_prediction_{folder.name}.png")
+    return save_figure(fig, out / f"infonas_prediction_{folder.name}.png")
 
 
 def regret_curves(folder: Path, out: Path) -> Path | None:
@@ -296,7 +290,7 @@ def regret_curves(folder: Path, out: Path) -> Path | None:
     ax.set_title(f"Search regret, mean and 95% interval over runs, sweep {folder.name}")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    return _save(fig, out / f"infonas_regret_{folder.name}.png")
+    return save_figure(fig, out / f"infonas_regret_{folder.name}.png")
 
 
 def _epochs(folder: Path) -> pd.DataFrame:
@@ -326,7 +320,7 @@ def validation_loss_curves(folder: Path, out: Path) -> Path | None:
         ax.set_title(f"Validation loss, {title}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    return _save(fig, out / f"infonas_validation_loss_{folder.name}.png")
+    return save_figure(fig, out / f"infonas_validation_loss_{folder.name}.png")
 
 
 def reconstruction_curves(folder: Path, out: Path) -> Path | None:
@@ -346,7 +340,7 @@ def reconstruction_curves(folder: Path, out: Path) -> Path | None:
         ax.set_title(f"{title} (held-out cells)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    return _save(fig, out / f"infonas_reconstruction_{folder.name}.png")
+    return save_figure(fig, out / f"infonas_reconstruction_{folder.name}.png")
 
 
 def write_infonas_figures(results: Path, out: Path) -> list[Path]:
