@@ -34,6 +34,7 @@ def test_preprocessing_by_hand():
     assert np.isclose(g[0, 0], z[0, 2] * 2.0) and np.isclose(g[0, 2], 0.25)
 
 
+@pytest.mark.slow
 def test_labelled_unlabelled_schedule(nb101, pretrained):
     folder, _ = pretrained
     cfg = make_config(
@@ -61,6 +62,7 @@ def test_labelled_unlabelled_schedule(nb101, pretrained):
     assert len({tuple(p) for p in pairs.tolist()}) == len(trial.io.splits["train"])
 
 
+@pytest.mark.slow
 def test_io_dataset_splits(pretrained):
     folder, summary = pretrained
     assert summary["finished"] == 3 and not summary["failed"]
@@ -87,6 +89,7 @@ def test_io_dataset_splits(pretrained):
     assert np.load(out / "train.npy").shape == tr.targets.shape
 
 
+@pytest.mark.slow
 def test_pretraining_reruns_nothing_finished(pretrained, data_dir):
     from trainables.pretrain import run_pretraining
 
@@ -116,6 +119,7 @@ def test_decoding_the_targets_gives_back_the_cells(nb101):
     assert hashes == nb101.hashes[rows].tolist()
 
 
+@pytest.mark.slow
 def test_arch2vec_reconstruction_improves(nb101):
     cfg = {
         "model": "arch2vec",
@@ -134,6 +138,7 @@ def test_arch2vec_reconstruction_improves(nb101):
     assert again.epochs[-1]["vae_loss"] == last["vae_loss"]
 
 
+@pytest.mark.slow
 def test_io_trial_reports_validation_losses_and_baselines(nb101, pretrained):
     folder, _ = pretrained
     result = io_embedding.run_trial(
@@ -192,6 +197,7 @@ def io_sweep(tmp_path_factory, pretrained, data_dir):
     return work / "results" / "io_embedding", json.loads(res.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_io_sweep_writes_parquet_tables_and_mlflow(io_sweep):
     import mlflow
 
@@ -215,6 +221,7 @@ def test_io_sweep_writes_parquet_tables_and_mlflow(io_sweep):
     assert {"latent.parquet", "prediction.parquet", "search.parquet"} <= arts
 
 
+@pytest.mark.slow
 def test_infonas_tables_and_figures_from_the_sweep(io_sweep, tmp_path):
     from analysis.infonas import per_trial
     from analysis.report import write_report

@@ -31,6 +31,7 @@ def view(nb101):
     return nas_eval.search_view(latent, nb101)
 
 
+@pytest.mark.slow
 def test_view_is_the_labelled_cells_with_their_training_time(view, nb101):
     assert len(view.acc) == nb101.num_labelled
     row = nb101.lookup(view.hashes[0])
@@ -39,6 +40,7 @@ def test_view_is_the_labelled_cells_with_their_training_time(view, nb101):
     assert view.best == pytest.approx(np.nanmax(nb101.accuracy) / 100)
 
 
+@pytest.mark.slow
 def test_prediction_protocol_matches_sklearn_and_scipy(view):
     pool = np.arange(3000)  # a small real subset
     z, acc = view.z[pool], view.acc[pool]
@@ -56,11 +58,13 @@ def test_prediction_protocol_matches_sklearn_and_scipy(view):
     assert rows[0]["rmse"] != rows[1]["rmse"]  # seeds draw different train sets
 
 
+@pytest.mark.slow
 def test_prediction_refuses_a_train_size_larger_than_the_pool(view):
     with pytest.raises(ValueError, match="train size"):
         nas_eval.predict_performance(view.z[:100], view.acc[:100], [100], [0])
 
 
+@pytest.mark.slow
 def test_reinforce_never_revisits_and_respects_the_budget(view):
     budget = 2e5
     for seed in range(3):
@@ -81,6 +85,7 @@ def test_regret_curve_is_best_minus_best_so_far():
     assert np.isnan(reg[0]) and np.allclose(reg[1:], [0.5, 0.1, 0.1])
 
 
+@pytest.mark.slow
 def test_reinforce_beats_random_search_on_fixed_seeds(view):
     """Smoke scale (a 4-epoch arch2vec, 2e5 simulated seconds, 10 runs each)."""
     rows = pd.DataFrame(nas_eval.search_rows(view, runs=10, budget=2e5))
@@ -89,6 +94,7 @@ def test_reinforce_beats_random_search_on_fixed_seeds(view):
     assert final["reinforce"] < final["random"]
 
 
+@pytest.mark.slow
 def test_evaluate_command_on_a_latent_table(view, tmp_path, capsys, data_dir):
     import json
 
