@@ -142,7 +142,8 @@ def test_arch2vec_reconstruction_improves(nb101):
 def test_io_trial_reports_validation_losses_and_baselines(nb101, pretrained):
     folder, _ = pretrained
     result = io_embedding.run_trial(
-        {"model": "io-embedding", "profile": "smoke", "io_data": str(folder)}, bench=nb101
+        {"model": "io-embedding", "profile": "smoke", "io_data": str(folder), "latent_epochs": [1]},
+        bench=nb101,
     )
     row = result.epochs[-1]
     for key in ("unseen_images", "unseen_networks"):
@@ -150,6 +151,9 @@ def test_io_trial_reports_validation_losses_and_baselines(nb101, pretrained):
     assert row["labelled_batches"] > 0 and row["unlabelled_batches"] > 0
     latent = pd.DataFrame(result.frames["latent"])
     assert len(latent) == nb101.num_labelled and latent.filter(like="z").shape[1] == 16
+    early = pd.DataFrame(result.frames["latent_e1"])  # after epoch 1 of 2
+    assert early["hash"].tolist() == latent["hash"].tolist()
+    assert not np.allclose(early["z0"], latent["z0"])
     pred = pd.DataFrame(result.frames["prediction"])
     assert set(pred["train_size"]) == {100, 250} and len(pred) == 6
     # the pretrained networks are never in the prediction pool

@@ -17,10 +17,12 @@ adjacency (and whole cells) on held-out cells; the IO model also the labelled va
 on unseen images and on unseen networks, each beside the paper's mean-vector baseline.
 At the end: validity and uniqueness of cells decoded from N(0, I) samples, test losses, and
 the latent features of the benchmark's cells (encoder mean, averaged over a cell's present
-nodes, as arch2vec feeds its predictors) as the ``latent`` table. With ``evaluate`` (default)
-the trial then runs the Info-NAS evaluations on those features (:mod:`pipeline.nas_eval`):
-random-forest performance prediction per train size and seed (table ``prediction``) and
-REINFORCE vs random search regret curves (table ``search``), on the labelled cells.
+nodes, as arch2vec feeds its predictors) as the ``latent`` table (and ``latent_e<N>`` after
+each epoch N of ``latent_epochs``: the paper searches with 10- and 30-epoch features).
+With ``evaluate`` (default) the trial then runs the Info-NAS evaluations on the final
+features (:mod:`pipeline.nas_eval`): random-forest performance prediction per train size
+and seed (table ``prediction``) and REINFORCE vs random search regret curves (table
+``search``), on the labelled cells.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ PROFILES: dict[str, dict] = {
         "unlabelled_run": 200,
         "num_samples": 1000,
         "export": "all",
+        "latent_epochs": [10],
         "cnn_channels": [32, 64, 128],
         "predict_sizes": [250, 500, 1000, 2500, 5000, 10000],
         "predict_seeds": 10,
@@ -117,6 +120,9 @@ class IOEmbeddingConfig(StrictModel):
     split_seed: int = 0
     num_samples: int = pydantic.Field(1000, ge=1, description="N(0, I) samples decoded")
     export: Literal["all", "labelled", "none"] = "all"
+    latent_epochs: list[int] = pydantic.Field(
+        [], description="also export the latent table after these epochs (latent_e<N>)"
+    )
     scale: Literal["global", "feature", "none"] = "global"
     top_k: int | None = pydantic.Field(None, ge=1)
     normalize: bool = True
@@ -382,6 +388,7 @@ class IOTrial:
         self._cell_order, self._cursor = self.rng.permutation(len(self.train_rows)), 0
         epochs: list[dict] = []
         train_seconds = 0.0
+        frames: dict[str, dict] = {}
         for epoch in range(1, cfg.epochs + 1):
             te = time.time()
             sums: dict[str, torch.Tensor] = {}
@@ -407,6 +414,10 @@ class IOTrial:
                 ):
                     row[f"val_l1_{key}"] = self.labelled_loss(split)
                     row[f"baseline_l1_{key}"] = mean_baseline_l1(self.io.splits[split].targets)
+            if epoch in cfg.latent_epochs and epoch < cfg.epochs:
+                early = self.latent_rows()
+                if early:
+                    frames[f"latent_e{epoch}"] = early
             row["seconds"] = time.time() - t0
             epochs.append(row)
             if reporter:
@@ -423,7 +434,8 @@ class IOTrial:
         metrics["steps_per_second"] = self.steps / max(train_seconds, 1e-9)
         latent = self.latent_rows()
         metrics["latent_cells"] = len(latent.get("hash", []))
-        frames = {"latent": latent} if latent else {}
+        if latent:
+            frames["latent"] = latent
         if cfg.evaluate and latent:
             te = time.time()
             frames.update(self.evaluate(latent, metrics))
