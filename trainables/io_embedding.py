@@ -181,11 +181,9 @@ class IOTrial:
         train_rows, valid_rows = space_split(len(b), cfg.valid_fraction, cfg.split_seed)
         self.io: IODataset | None = None
         if cfg.model == "io-embedding":
+            # unlabelled cells: the same as arch2vec's at the same seed (the training networks
+            # are in that part of the split too; the unseen networks are not)
             self.io = self._load_io()
-            io_hashes = set(self.io.networks["hash"])
-            # the pretrained networks are labelled examples; keep them among the VAE's cells
-            io_rows = np.array([b.lookup(h) for h in io_hashes if b.lookup(h) is not None])
-            train_rows = np.setdiff1d(train_rows, io_rows)
         if cfg.max_cells is not None and cfg.max_cells < len(train_rows):
             train_rows = np.sort(self.rng.choice(train_rows, cfg.max_cells, replace=False))
         if cfg.valid_cells < len(valid_rows):
