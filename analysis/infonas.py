@@ -31,7 +31,7 @@ from analysis.figures import save_figure  # noqa: E402
 from analysis.tables import folder_fingerprint, mean_ci  # noqa: E402
 
 REFERENCE = {"rmse": 0.018, "pearson_r": 0.67}  # arch2vec paper, as quoted by Info-NAS
-MODELS = ("arch2vec", "io-embedding")
+MODELS = ("arch2vec", "arch2vec (IO batches)", "io-embedding")
 
 
 def io_sweeps(results: Path) -> list[Path]:
@@ -45,8 +45,14 @@ def io_sweeps(results: Path) -> list[Path]:
 
 
 def _ok_trials(folder: Path) -> pd.DataFrame:
+    """Finished trials; ``model`` is the display label (arch2vec on the IO model's batches
+    reads ``arch2vec (IO batches)``)."""
     trials = pd.read_parquet(folder / "trials.parquet")
-    return trials[trials["status"] == "ok"]
+    trials = trials[trials["status"] == "ok"].copy()
+    if "same_batches" in trials:
+        same = trials["same_batches"].fillna(False).astype(bool)
+        trials.loc[same, "model"] = trials.loc[same, "model"] + " (IO batches)"
+    return trials
 
 
 def per_trial(folder: Path, name: str) -> pd.DataFrame:

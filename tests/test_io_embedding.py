@@ -177,7 +177,7 @@ def io_sweep(tmp_path_factory, pretrained, data_dir):
     (work / "results").mkdir()
     (work / "results" / "pretrain-smoke").symlink_to(pretrained[0])
     spec = yaml.safe_load((root / "sweeps" / "io_embedding.yaml").read_text())
-    spec["seeds"] = 2
+    spec["seeds"] = 1
     (work / "io.yaml").write_text(yaml.safe_dump(spec))
     res = subprocess.run(
         [
@@ -206,9 +206,10 @@ def test_io_sweep_writes_parquet_tables_and_mlflow(io_sweep):
     import mlflow
 
     folder, summary = io_sweep
-    assert summary["trials"] == 4 and not summary["failed"]
+    assert summary["trials"] == 3 and not summary["failed"]
     trials = pd.read_parquet(folder / "trials.parquet")
-    assert sorted(trials["model"]) == ["arch2vec", "arch2vec", "io-embedding", "io-embedding"]
+    assert sorted(trials["model"]) == ["arch2vec", "arch2vec", "io-embedding"]
+    assert sorted(trials["same_batches"]) == [False, False, True]
     assert (trials["status"] == "ok").all() and (trials["trainable"] == "io_embedding").all()
     io_rows = trials[trials["model"] == "io-embedding"]
     assert io_rows["val_l1_unseen_images"].notna().all()
@@ -220,7 +221,7 @@ def test_io_sweep_writes_parquet_tables_and_mlflow(io_sweep):
     client = mlflow.MlflowClient(summary["mlflow"])
     exp = client.get_experiment_by_name("io_embedding")
     runs = client.search_runs([exp.experiment_id])
-    assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}
+    assert len(runs) == 3 and {r.info.status for r in runs} == {"FINISHED"}
     arts = {a.path for a in client.list_artifacts(runs[0].info.run_id)}
     assert {"latent.parquet", "prediction.parquet", "search.parquet"} <= arts
 
@@ -234,7 +235,7 @@ def test_infonas_tables_and_figures_from_the_sweep(io_sweep, tmp_path):
     folder, _ = io_sweep
     report = write_report(folder.parent, tmp_path)
     text = report.read_text()
-    assert "Info-NAS" in text and "0.018 ± 0.001" in text
+    assert "Info-NAS" in text and "0.018 ± 0.001" in text and "arch2vec (IO batches)" in text
     for stem in ("prediction", "training", "search"):
         for ext in ("md", "csv", "tex"):
             assert (tmp_path / f"infonas_{stem}_io_embedding.{ext}").is_file()
@@ -251,3 +252,27 @@ def test_infonas_tables_and_figures_from_the_sweep(io_sweep, tmp_path):
         assert f"± {half:.4f} (n={n})" in row["rmse"]
     tex = (tmp_path / "infonas_search_io_embedding.tex").read_text()
     assert tex.count(r"\begin{tabular}") == 1 and tex.count("{") == tex.count("}")
+
+
+@pytest.mark.slow
+def test_arch2vec_on_the_io_batches_follows_the_io_schedule(nb101, pretrained):
+    folder, _ = pretrained
+    base = {"profile": "smoke", "io_data": str(folder), "export": "none", "evaluate": False}
+    io = IOTrial(make_config({**base, "model": "io-embedding"}), nb101)
+    a2v = IOTrial(make_config({**base, "model": "arch2vec", "same_batches": True}), nb101)
+    for t in (io, a2v):
+        t._cell_order, t._cursor = t.rng.permutation(len(t.train_rows)), 0
+    s_io, s_a2v = io._schedule(), a2v._schedule()
+    assert [k for k, _ in s_io] == [k for k, _ in s_a2v]
+    assert all(np.array_equal(p, q) for (_, p), (_, q) in zip(s_io, s_a2v, strict=True))
+    assert np.array_equal(io.train_rows, a2v.train_rows)  # the same unlabelled cells
+    result = a2v.run()
+    assert "val_l1_unseen_images" not in result.metrics  # arch2vec predicts nothing
+    assert result.epochs[-1]["labelled_batches"] > 0
+
+
+def test_same_batches_is_for_arch2vec_only():
+    from pipeline.config import ConfigError
+
+    with pytest.raises(ConfigError, match="same_batches"):
+        make_config({"model": "io-embedding", "same_batches": True})

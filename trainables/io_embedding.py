@@ -2,6 +2,9 @@
 
 ``model: arch2vec`` trains the graph VAE alone: an epoch is one pass over the training cells
 (the training part of :func:`pipeline.iodata.space_split`, at most ``max_cells`` of them).
+With ``same_batches: true`` it follows the IO model's schedule instead, batch for batch (a
+labelled batch contributes its networks' cells, with the VAE loss only): the paper's
+"arch2vec trained concurrently with our model", the even comparison.
 
 ``model: io-embedding`` trains the IO model semi-supervised, as the paper: runs of
 ``labelled_run`` labelled batches (VAE loss on the batch's cells + ``l1_weight`` x L1 between
@@ -94,6 +97,11 @@ NUM_NODES = 7
 
 class IOEmbeddingConfig(StrictModel):
     model: Literal["arch2vec", "io-embedding"] = "io-embedding"
+    same_batches: bool = pydantic.Field(
+        False,
+        description="arch2vec only: follow an IO trial's batches (labelled runs give their "
+        "networks' cells, VAE loss only): the paper's 'arch2vec trained concurrently'",
+    )
     benchmark: Literal["nasbench101"] = "nasbench101"
     dataset: Literal["cifar10"] = "cifar10"
     label: str | None = None
@@ -141,7 +149,12 @@ def make_config(data: dict, source: str = "trial config") -> IOEmbeddingConfig:
     data = dict(data)
     profile = data.get("profile", "paper")
     merged = {**PROFILES.get(profile, {}), **data}
-    return validate(IOEmbeddingConfig, merged, source)
+    cfg = validate(IOEmbeddingConfig, merged, source)
+    if cfg.same_batches and cfg.model != "arch2vec":
+        from pipeline.config import ConfigError
+
+        raise ConfigError(f"{source}: same_batches: only for model arch2vec")
+    return cfg
 
 
 def validate_config(config: dict, where: str = "trial config") -> IOEmbeddingConfig:
@@ -180,7 +193,8 @@ class IOTrial:
         b = self.bench
         train_rows, valid_rows = space_split(len(b), cfg.valid_fraction, cfg.split_seed)
         self.io: IODataset | None = None
-        if cfg.model == "io-embedding":
+        self.predicts = cfg.model == "io-embedding"
+        if self.predicts or cfg.same_batches:
             # unlabelled cells: the same as arch2vec's at the same seed (the training networks
             # are in that part of the split too; the unseen networks are not)
             self.io = self._load_io()
@@ -193,10 +207,12 @@ class IOTrial:
         self.valid_x, self.valid_a = self._dense(valid_rows)
         vae = Arch2Vec(b.space.num_ops, NUM_NODES, cfg.hidden, cfg.latent, cfg.layers, cfg.dropout)
         if self.io is not None:
+            self._prepare_labelled()
+        if self.predicts:
+            assert self.io is not None
             self.model: torch.nn.Module = IOModel(
                 vae, self.io.dim, cfg.net_dim, cfg.head_hidden, tuple(cfg.cnn_channels)
             )
-            self._prepare_labelled()
         else:
             self.model = vae
         self.vae = vae
@@ -274,6 +290,12 @@ class IOTrial:
         cx, ca = self.net_cells["train"]
         x, a = cx[nets], ca[nets]
         out, loss, parts = self._vae_loss(x, a)
+        if not self.predicts:  # arch2vec on the same batches: the cells, VAE loss only
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            self.steps += 1
+            return {"vae_loss": loss.detach(), **parts}
         pred = self.model.predict(out.z, self.images["io"][imgs])
         l1 = torch.nn.functional.l1_loss(pred, self.targets["train"][nets, imgs])
         total = loss + self.cfg.l1_weight * l1
@@ -405,7 +427,7 @@ class IOTrial:
             row["labelled_batches"] = sum(1 for k, _ in schedule if k == "l")
             row["unlabelled_batches"] = sum(1 for k, _ in schedule if k == "u")
             row.update(self.reconstruction())
-            if self.io is not None:
+            if self.predicts:
                 for split, key in (
                     ("valid_images", "unseen_images"),
                     ("valid_networks", "unseen_networks"),
@@ -425,7 +447,7 @@ class IOTrial:
                 print(f"epoch {epoch}/{cfg.epochs} {shown}", flush=True)
         metrics = {k: v for k, v in epochs[-1].items() if k not in ("epoch",)}
         metrics.update(self.sample_validity())
-        if self.io is not None:
+        if self.predicts:
             for split in ("test_seen_networks", "test_unseen_networks"):
                 metrics[f"l1_{split}"] = self.labelled_loss(split)
                 metrics[f"baseline_l1_{split}"] = mean_baseline_l1(self.io.splits[split].targets)
