@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from analysis.figures import save_figure  # noqa: E402
-from analysis.tables import folder_fingerprint, mean_ci  # noqa: E402
+from analysis.tables import folder_fingerprint, mean_ci, tex_escape  # noqa: E402
 
 REFERENCE = {"rmse": 0.018, "pearson_r": 0.67}  # arch2vec paper, as quoted by Info-NAS
 MODELS = ("arch2vec", "arch2vec (IO batches)", "io-embedding")
@@ -196,10 +196,7 @@ def _latex(frame: pd.DataFrame, caption: str) -> str:
     shown = frame[[c for c in frame.columns if not c.endswith("_mean")]]
 
     def esc(v) -> str:
-        text = "" if v is None else str(v)
-        for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&")):
-            text = text.replace(a, b)
-        return text.replace("±", r"$\pm$")
+        return tex_escape("" if v is None else str(v))
 
     lines = [
         "% " + caption.replace("\n", " "),

@@ -218,7 +218,7 @@ def to_markdown(t: BuiltTable) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _tex_escape(text: str) -> str:
+def tex_escape(text: str) -> str:
     return (
         text.replace("\\", r"\textbackslash{}")
         .replace("_", r"\_")
@@ -241,16 +241,16 @@ def to_latex(t: BuiltTable) -> str:
     head = [*t.spec.keys, "seeds", *(METRIC_TITLES[m] for m in metrics)]
     best = {m: _best(t.rows, m) for m in metrics}
     lines = [
-        f"% {_tex_escape(t.caption)}",
+        f"% {tex_escape(t.caption)}",
         f"\\begin{{tabular}}{{{cols}}}",
         r"\hline",
-        " & ".join(_tex_escape(h) for h in head) + r" \\",
+        " & ".join(tex_escape(h) for h in head) + r" \\",
         r"\hline",
     ]
     for _, row in t.rows.iterrows():
-        cells = [_tex_escape(_fmt_key(row[k])) for k in t.spec.keys] + [str(row["seeds"])]
+        cells = [tex_escape(_fmt_key(row[k])) for k in t.spec.keys] + [str(row["seeds"])]
         cells += [
-            _tex_escape(_cell(row, m, best[m], ("\x00", "\x01")))
+            tex_escape(_cell(row, m, best[m], ("\x00", "\x01")))
             .replace("\x00", r"\textbf{")
             .replace("\x01", "}")
             for m in metrics

@@ -404,9 +404,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from trainables import registry, validate_trial_config
 
     spec = load_sweep(args.sweep, validate_trial_config)
+    entry = registry()[spec.trainable]
     summary = run_sweep(
         spec,
-        trainable=registry()[spec.trainable].tune_fn,
+        trainable=entry.tune_fn,
+        progress_metric=entry.progress_metric,
         profile=args.profile,
         results=Path(args.results),
         benchmark=args.benchmark,

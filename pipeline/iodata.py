@@ -111,6 +111,7 @@ class IODataset:
     mean: np.ndarray  # [D] column statistics of the raw train targets (normalize)
     std: np.ndarray
     preprocess: Preprocess
+    pretrain_config: dict = field(default_factory=dict)  # images.json's config
 
     @property
     def dim(self) -> int:
@@ -136,8 +137,11 @@ class IODataset:
         return out
 
 
-def load_io_dataset(folder: Path, preprocess: Preprocess | None = None, seed: int = 0) -> IODataset:
-    """Read a pretraining folder and build the preprocessed, split IO-dataset."""
+def load_io_dataset(
+    folder: Path, preprocess: Preprocess | None = None, seed: int = 0, cifar=None
+) -> IODataset:
+    """Read a pretraining folder and build the preprocessed, split IO-dataset; ``cifar``
+    (a loaded :class:`~pipeline.cifar10.Cifar10`) saves loading the images again."""
     from pipeline.cifar10 import load_cifar10
 
     folder = Path(folder)
@@ -158,7 +162,7 @@ def load_io_dataset(folder: Path, preprocess: Preprocess | None = None, seed: in
             f"{folder}: need at least 2 training and 1 validation networks finished, have "
             f"{len(train_nets)} and {len(valid_nets)}"
         )
-    data = load_cifar10(Path(cfg["data_dir"]) if cfg.get("data_dir") else None)
+    data = cifar or load_cifar10(Path(cfg["data_dir"]) if cfg.get("data_dir") else None)
     io_idx, test_idx = np.asarray(images["io"]), np.asarray(images["test"])
     io_labels, test_labels = data.train_y[io_idx], data.test_y[test_idx]
 
@@ -194,7 +198,7 @@ def load_io_dataset(folder: Path, preprocess: Preprocess | None = None, seed: in
             s.targets = ((s.targets - mean) / std).astype(np.float32)
     else:
         mean, std = np.zeros_like(mean), np.ones_like(std)
-    return IODataset(folder, io_idx, test_idx, splits, nets, mean, std, p)
+    return IODataset(folder, io_idx, test_idx, splits, nets, mean, std, p, cfg)
 
 
 def mean_baseline_l1(targets: np.ndarray) -> float:

@@ -75,6 +75,3 @@ class ResultsStore:
         out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_parquet(pd.read_parquet(source), out)
         return out
-
-    def table_path(self, name: str, tid: str) -> Path:
-        return self.folder / name / f"{tid}.parquet"

@@ -245,6 +245,7 @@ def run_sweep(
     validate_config: Validator | None = None,
     fail_first_attempt: set[str] | None = None,
     data_dir: str | None = None,
+    progress_metric: str = "mean_acc",
     log: Callable[[str], None] = print,
 ) -> SweepSummary:
     """Run (or resume) every trial of ``spec`` at ``profile``; see the module docstring.
@@ -309,8 +310,7 @@ def run_sweep(
                 "versions": json.dumps(versions()),
             },
         }
-        metric = {"io_embedding": "ops_acc"}.get(spec.trainable, "mean_acc")
-        progress = Progress(spec.name, len(pending), metric=metric, log=log)
+        progress = Progress(spec.name, len(pending), metric=progress_metric, log=log)
         callback = _tune_callback_class()(store, tracker, meta, progress)
         tuner = tune.Tuner(
             tune.with_resources(trainable, resources),

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 class Entry:
     validate: Callable[[dict, str], object]
     tune_fn: Callable[[dict], None]
+    progress_metric: str = "mean_acc"  # the sweep's progress line shows its best value
 
 
 def registry() -> dict[str, Entry]:
@@ -18,7 +19,7 @@ def registry() -> dict[str, Entry]:
 
     return {
         "gnn2gnn": Entry(gnn2gnn.validate_config, gnn2gnn.tune_trial),
-        "io_embedding": Entry(io_embedding.validate_config, io_embedding.tune_trial),
+        "io_embedding": Entry(io_embedding.validate_config, io_embedding.tune_trial, "ops_acc"),
     }
 
 

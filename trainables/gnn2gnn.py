@@ -406,17 +406,12 @@ class Trial:
             "dataset": self.bench.dataset,
             "eval_benchmark": b.name,
             "eval_dataset": b.dataset,
-            "label": b.label,
-            "label_coverage": b.num_labelled / len(b),
-            "num_cells": len(b),
-            "num_labelled": b.num_labelled,
+            **b.label_info(),
             "num_train": int(len(self.train_rows)),
             "num_removed_top": int(len(self.split.removed_top)),
             "num_nodes": self.n,
             "acc_threshold": self.acc_threshold,
-            "data_fingerprint": b.fingerprint,
             "device": str(self.device),
-            "coverage_note": b.notes.get("coverage_note", ""),
         }
 
 

@@ -30,7 +30,6 @@ and seed (table ``prediction``) and REINFORCE vs random search regret curves (ta
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Literal
@@ -227,12 +226,16 @@ class IOTrial:
     def _load_io(self) -> IODataset:
         cfg = self.cfg
         folder = Path(cfg.io_data or f"results/pretrain-{cfg.profile}")
+        from pipeline.cifar10 import load_cifar10
+
+        self.cifar = load_cifar10(Path(cfg.data_dir) if cfg.data_dir else None)
         io = load_io_dataset(
             folder,
             Preprocess(scale=cfg.scale, top_k=cfg.top_k, normalize=cfg.normalize),
             seed=cfg.seed,
+            cifar=self.cifar,
         )
-        pre = json.loads((folder / "images.json").read_text()).get("config", {})
+        pre = io.pretrain_config
         if (pre.get("seed", 0), pre.get("valid_fraction", 0.1)) != (
             cfg.split_seed,
             cfg.valid_fraction,
@@ -251,11 +254,11 @@ class IOTrial:
         return x.to(self.device), a.to(self.device)
 
     def _prepare_labelled(self) -> None:
-        from pipeline.cifar10 import load_cifar10, to_tensor
+        from pipeline.cifar10 import to_tensor
 
         io = self.io
         assert io is not None
-        data = load_cifar10(Path(self.cfg.data_dir) if self.cfg.data_dir else None)
+        data = self.cifar
         self.images = {
             "io": to_tensor(data.train_x[io.io_images], self.device),
             "test": to_tensor(data.test_x[io.test_images], self.device),
@@ -497,15 +500,10 @@ class IOTrial:
         out = {
             "benchmark": b.name,
             "dataset": b.dataset,
-            "label": b.label,
-            "label_coverage": b.num_labelled / len(b),
-            "num_cells": len(b),
-            "num_labelled": b.num_labelled,
+            **b.label_info(),
             "num_train_cells": int(len(self.train_rows)),
             "num_valid_cells": int(len(self.valid_rows)),
-            "data_fingerprint": b.fingerprint,
             "device": str(self.device),
-            "coverage_note": b.notes.get("coverage_note", ""),
         }
         if self.io is not None:
             out["io_data"] = str(self.io.folder)

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.config import StrictModel, validate
+from trainables.common import pick_device
 
 PROFILES: dict[str, dict] = {
     # seconds a network: CI
@@ -147,14 +148,6 @@ def pick_networks(cfg: PretrainConfig, bench) -> list[tuple[str, str]]:
     ]
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device cuda requested but torch sees no GPU")
-    return torch.device(name)
-
-
 def _seed_of(cfg: PretrainConfig, hash_: str) -> int:
     return (cfg.seed * 1_000_003 + int(hash_[:8], 16)) % (2**31)
 
@@ -191,7 +184,7 @@ def train_network(
     if (out / "done.json").is_file():
         return json.loads((out / "done.json").read_text())
     t0 = time.time()
-    device = _device(cfg.device)
+    device = pick_device(cfg.device)
     seed = _seed_of(cfg, hash_)
     torch.manual_seed(seed)
     data = load_cifar10(Path(cfg.data_dir) if cfg.data_dir else None)

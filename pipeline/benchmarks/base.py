@@ -102,6 +102,17 @@ class Benchmark:
             self.adjacency[row, :v, :v].copy(),
         )
 
+    def label_info(self) -> dict:
+        """What a result built on this table records about it: label, coverage, fingerprint."""
+        return {
+            "label": self.label,
+            "label_coverage": self.num_labelled / len(self),
+            "num_cells": len(self),
+            "num_labelled": self.num_labelled,
+            "data_fingerprint": self.fingerprint,
+            "coverage_note": self.notes.get("coverage_note", ""),
+        }
+
     def lookup(self, hash_: str) -> int | None:
         return self.index.get(hash_)
 
