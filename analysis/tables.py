@@ -5,13 +5,23 @@ Each reproduced cell is the mean over seeds with a 95% Student-t confidence inte
 published value stands beside it. Rows of the published table with no finished trial are
 shown as missing, never filled in; failed trials are counted, not averaged. Reads Parquet
 only: nothing here trains.
+
+Seeds are never dropped silently. Top-N, Acc_n and Acc are over the known cells of a seed
+(generated cells with a known accuracy), so a seed with no known cell has no value for them:
+the ``known`` column counts the seeds that had known cells, and each cell's n says how many
+seeds it averages. The ``_all`` columns use the authors' denominator (all K generated
+cells), where such a seed counts as 0; the published values stand beside those.
+
+Two reference rows close every table, computed by each trial from the data (see
+:func:`pipeline.metrics.reference_metrics`): cells drawn uniformly from the labelled
+benchmark, and cells copied from the training split.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +29,20 @@ import pandas as pd
 from scipy import stats
 
 PUBLISHED_CSV = Path(__file__).with_name("published.csv")
-METRICS = ("novelty", "top5", "top10", "top50", "acc_n", "mean_acc")
+METRICS = (
+    "novelty",
+    "top5",
+    "top10",
+    "top50",
+    "acc_n",
+    "mean_acc",
+    "top5_all",
+    "top10_all",
+    "top50_all",
+    "acc_n_all",
+    "validity",
+    "uniqueness",
+)
 METRIC_TITLES = {
     "novelty": "Novelty",
     "top5": "Top-5",
@@ -27,6 +50,28 @@ METRIC_TITLES = {
     "top50": "Top-50",
     "acc_n": "Acc_n",
     "mean_acc": "Acc",
+    "top5_all": "Top-5 (all)",
+    "top10_all": "Top-10 (all)",
+    "top50_all": "Top-50 (all)",
+    "acc_n_all": "Acc_n (all)",
+    "validity": "Validity",
+    "uniqueness": "Uniqueness",
+}
+# Published value shown beside each reproduced metric: the authors' code divides Top-N and
+# Acc_n by all generated cells, so the paper's numbers stand beside the ``_all`` columns.
+PAPER_COLUMN = {
+    "novelty": "novelty",
+    "mean_acc": "mean_acc",
+    "top5_all": "top5",
+    "top10_all": "top10",
+    "top50_all": "top50",
+    "acc_n_all": "acc_n",
+}
+# Groups of the reference rows: what changes the benchmark table or the split they rest on.
+REFERENCE_KEYS = ("eval_dataset", "top_n_removed")
+REFERENCE_TITLES = {
+    "uniform": "reference: uniform over the benchmark",
+    "copy_train": "reference: copy the training split",
 }
 
 
@@ -51,6 +96,13 @@ TABLES = {
         4, "Top-N% of the best cells removed from training", ("top_n_removed",), "robustness"
     ),
     5: TableSpec(5, "Generalisation between data sets", ("benchmark", "eval_dataset"), "transfer"),
+    6: TableSpec(
+        6,
+        "Clean vs the authors' protocol (theirs leaks test labels into the valuer and the "
+        "kept epoch; published GNN2GNN on NAS-Bench-101: Top-5 45.91, Top-10 52.21)",
+        ("protocol",),
+        "protocol",
+    ),
 }
 
 
@@ -94,12 +146,47 @@ def _eval_dataset(trials: pd.DataFrame) -> pd.Series:
 
 @dataclass
 class BuiltTable:
-    """One reproduced table: rows of keys, reproduced stats and published values."""
+    """One reproduced table: rows of keys, reproduced stats and published values, then the
+    reference rows (``references``: ``reference`` name, the reference keys, ``<m>_mean``)."""
 
     spec: TableSpec
     sweep: str
     rows: pd.DataFrame  # keys + for each metric: <m>_mean, <m>_ci, <m>_n, <m>_paper; status
     caption: str
+    references: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def _known_seeds(frame: pd.DataFrame) -> int:
+    """Seeds of a row that had at least one generated cell with a known accuracy."""
+    if "n_known" in frame:
+        return int((frame["n_known"].fillna(0) > 0).sum())
+    return int(frame["mean_acc"].notna().sum()) if "mean_acc" in frame else 0
+
+
+def reference_rows(trials: pd.DataFrame, folder: Path) -> pd.DataFrame:
+    """The reference rows of a sweep: each finished trial's ``reference`` table, averaged per
+    reference and per group of :data:`REFERENCE_KEYS` (they are equal across seeds when the
+    split seed is fixed)."""
+    parts = []
+    ok = trials[trials["status"] == "ok"].set_index("trial_id")
+    for path in sorted((Path(folder) / "reference").glob("*.parquet")):
+        tid = path.stem
+        if tid not in ok.index:
+            continue
+        ref = pd.read_parquet(path)
+        for key in REFERENCE_KEYS:
+            ref[key] = ok.at[tid, key] if key in ok.columns else np.nan
+        parts.append(ref)
+    if not parts:
+        return pd.DataFrame()
+    refs = pd.concat(parts, ignore_index=True)
+    metrics = [m for m in METRICS if m in refs]
+    out = refs.groupby(["reference", *REFERENCE_KEYS], dropna=False, sort=False)[metrics].mean()
+    out = out.rename(columns={m: f"{m}_mean" for m in metrics}).reset_index()
+    order = {name: i for i, name in enumerate(REFERENCE_TITLES)}
+    return out.sort_values(
+        [*REFERENCE_KEYS, "reference"], key=lambda c: c.map(order) if c.name == "reference" else c
+    ).reset_index(drop=True)
 
 
 def build_table(number: int, trials: pd.DataFrame, sweep: str, folder: Path) -> BuiltTable:
@@ -133,6 +220,7 @@ def build_table(number: int, trials: pd.DataFrame, sweep: str, folder: Path) -> 
         frame = groups.get(k)
         ref = paper[[(_key(r, spec.keys) == k) for _, r in paper.iterrows()]]
         row["seeds"] = 0 if frame is None else len(frame)
+        row["known"] = 0 if frame is None else _known_seeds(frame)
         row["failed"] = failed_by_key.get(k, 0)
         row["status"] = "ok" if frame is not None else "missing"
         for m in METRICS:
@@ -142,11 +230,12 @@ def build_table(number: int, trials: pd.DataFrame, sweep: str, folder: Path) -> 
                 else (math.nan, math.nan, 0)
             )
             row[f"{m}_mean"], row[f"{m}_ci"], row[f"{m}_n"] = mean, half, n
-            row[f"{m}_paper"] = float(ref[m].iloc[0]) if len(ref) and m in ref else math.nan
+            col = PAPER_COLUMN.get(m)
+            row[f"{m}_paper"] = float(ref[col].iloc[0]) if len(ref) and col in ref else math.nan
         out.append(row)
     rows = pd.DataFrame(out)
     caption = _caption(spec, trials, sweep, folder)
-    return BuiltTable(spec, sweep, rows, caption)
+    return BuiltTable(spec, sweep, rows, caption, reference_rows(trials, folder))
 
 
 def _caption(spec: TableSpec, trials: pd.DataFrame, sweep: str, folder: Path) -> str:
@@ -172,8 +261,13 @@ def _caption(spec: TableSpec, trials: pd.DataFrame, sweep: str, folder: Path) ->
     return (
         f"Table {spec.number}: {spec.title}. Sweep `{sweep}`; benchmark {uniq('benchmark')}"
         f" evaluated on {uniq('eval_dataset')}; label {uniq('label')}{coverage}; "
-        f"profile {uniq('profile')}; {k} generated cells per trial; reproduced = mean "
-        f"± 95% Student-t CI over seeds (n), paper value in brackets; "
+        f"profile {uniq('profile')}; protocol {uniq('protocol')}; {k} generated cells per "
+        f"trial; reproduced = mean ± 95% Student-t CI over seeds (n), paper value in brackets "
+        f"(beside the all-cells columns: the authors' code divides Top-N and Acc_n by all "
+        f"generated cells). Top-N, Acc_n and Acc are over known cells: 'known' counts the "
+        f"seeds that had any, and only those enter these means; the (all) columns count every "
+        f"seed, one with no known cell as 0. Reference rows are exact expectations computed "
+        f"from the benchmark and the training split; "
         f"results fingerprint {folder_fingerprint(folder)}.{note}"
     )
 
@@ -191,6 +285,8 @@ def _cell(row, m: str, best: float, bold: tuple[str, str]) -> str:
         text = f"{mean:.2f}" + ("" if math.isnan(half) else f" ± {half:.2f}") + f" (n={n})"
         if mean == best:
             text = f"{bold[0]}{text}{bold[1]}"
+    if m not in PAPER_COLUMN:
+        return text
     ref = "—" if math.isnan(paper) else f"{paper:.2f}"
     return f"{text} [{ref}]"
 
@@ -201,21 +297,54 @@ def _fmt_key(v) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
-def to_markdown(t: BuiltTable) -> str:
-    metrics = [
+def _shown_metrics(t: BuiltTable) -> list[str]:
+    return [
         m
         for m in METRICS
-        if t.rows[f"{m}_paper"].notna().any() or t.rows[f"{m}_mean"].notna().any()
+        if f"{m}_mean" in t.rows
+        and (t.rows[f"{m}_paper"].notna().any() or t.rows[f"{m}_mean"].notna().any())
     ]
-    head = [*t.spec.keys, "seeds", *(METRIC_TITLES[m] for m in metrics)]
+
+
+def _reference_cells(t: BuiltTable, metrics: list[str]) -> list[list[str]]:
+    """Rendered reference rows: keys (group values, '—' elsewhere), label, metric means."""
+    out = []
+    for _, ref in t.references.iterrows():
+        keys = [
+            _fmt_key(ref[k]) if k in REFERENCE_KEYS and ref[k] == ref[k] else "—"
+            for k in t.spec.keys
+        ]
+        label = REFERENCE_TITLES.get(ref["reference"], str(ref["reference"]))
+        vals = []
+        for m in metrics:
+            v = ref.get(f"{m}_mean", math.nan)
+            vals.append("—" if v != v else f"{v:.2f}")
+        out.append([*keys, label, "", *vals])
+    return out
+
+
+def to_markdown(t: BuiltTable) -> str:
+    metrics = _shown_metrics(t)
+    head = [*t.spec.keys, "seeds", "known", *(METRIC_TITLES[m] for m in metrics)]
     lines = [f"_{t.caption}_", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     best = {m: _best(t.rows, m) for m in metrics}
     for _, row in t.rows.iterrows():
         seeds = str(row["seeds"]) + (f" ({row['failed']} failed)" if row["failed"] else "")
-        cells = [_fmt_key(row[k]) for k in t.spec.keys] + [seeds]
+        cells = [_fmt_key(row[k]) for k in t.spec.keys] + [seeds, str(row["known"])]
         cells += [_cell(row, m, best[m], ("**", "**")) for m in metrics]
         lines.append("| " + " | ".join(cells) + " |")
+    for cells in _reference_cells(t, metrics):
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def to_csv(t: BuiltTable, path: Path) -> None:
+    """Trial rows then reference rows (``row_kind``: trial, uniform, copy_train)."""
+    rows = t.rows.assign(row_kind="trial")
+    if len(t.references):
+        refs = t.references.rename(columns={"reference": "row_kind"})
+        rows = pd.concat([rows, refs], ignore_index=True)
+    rows.to_csv(path, index=False)
 
 
 def tex_escape(text: str) -> str:
@@ -232,13 +361,9 @@ def tex_escape(text: str) -> str:
 
 
 def to_latex(t: BuiltTable) -> str:
-    metrics = [
-        m
-        for m in METRICS
-        if t.rows[f"{m}_paper"].notna().any() or t.rows[f"{m}_mean"].notna().any()
-    ]
-    cols = "l" * (len(t.spec.keys) + 1) + "r" * len(metrics)
-    head = [*t.spec.keys, "seeds", *(METRIC_TITLES[m] for m in metrics)]
+    metrics = _shown_metrics(t)
+    cols = "l" * (len(t.spec.keys) + 2) + "r" * len(metrics)
+    head = [*t.spec.keys, "seeds", "known", *(METRIC_TITLES[m] for m in metrics)]
     best = {m: _best(t.rows, m) for m in metrics}
     lines = [
         f"% {tex_escape(t.caption)}",
@@ -248,7 +373,8 @@ def to_latex(t: BuiltTable) -> str:
         r"\hline",
     ]
     for _, row in t.rows.iterrows():
-        cells = [tex_escape(_fmt_key(row[k])) for k in t.spec.keys] + [str(row["seeds"])]
+        cells = [tex_escape(_fmt_key(row[k])) for k in t.spec.keys]
+        cells += [str(row["seeds"]), str(row["known"])]
         cells += [
             tex_escape(_cell(row, m, best[m], ("\x00", "\x01")))
             .replace("\x00", r"\textbf{")
@@ -256,6 +382,11 @@ def to_latex(t: BuiltTable) -> str:
             for m in metrics
         ]
         lines.append(" & ".join(cells) + r" \\")
+    refs = _reference_cells(t, metrics)
+    if refs:
+        lines.append(r"\hline")
+    for cells in refs:
+        lines.append(" & ".join(tex_escape(c) for c in cells) + r" \\")
     lines += [r"\hline", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 
@@ -291,7 +422,7 @@ def write_tables(
             stem.with_suffix(".md").write_text(to_markdown(t))
             written.append(stem.with_suffix(".md"))
         if "csv" in formats:
-            t.rows.to_csv(stem.with_suffix(".csv"), index=False)
+            to_csv(t, stem.with_suffix(".csv"))
             written.append(stem.with_suffix(".csv"))
         if "tex" in formats:
             stem.with_suffix(".tex").write_text(to_latex(t))

@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+import yaml
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
@@ -404,6 +406,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from trainables import registry, validate_trial_config
 
     spec = load_sweep(args.sweep, validate_trial_config)
+    spec = override_sweep(spec, args.seeds, args.set)
     entry = registry()[spec.trainable]
     summary = run_sweep(
         spec,
@@ -434,6 +437,25 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         )
     )
     return 1 if summary.failed else 0
+
+
+def override_sweep(spec, seeds: int | None, sets: list[str] | None):
+    """The sweep with ``--seeds N`` (seeds 0..N-1) and ``--set KEY=VALUE`` (YAML values,
+    applied to every trial's base config) applied; the trials are validated again later."""
+    update: dict = {}
+    if seeds is not None:
+        if seeds < 1:
+            raise UserError(f"--seeds must be at least 1, got {seeds}")
+        update["seeds"] = seeds
+    if sets:
+        base = dict(spec.base)
+        for item in sets:
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise UserError(f"--set expects KEY=VALUE, got {item!r}")
+            base[key.strip()] = yaml.safe_load(value)
+        update["base"] = base
+    return spec.model_copy(update=update) if update else spec
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -488,6 +510,13 @@ def add_sweep_parsers(sub) -> None:
         help="Ray cluster address (default: embedded local Ray on 127.0.0.1)",
     )
     p.add_argument("--resume", action="store_true", help="continue; skip finished trials")
+    p.add_argument("--seeds", type=int, default=None, help="run seeds 0..N-1 (file: seeds)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="set a trial config field for every trial (repeatable), e.g. num_generated=10000",
+    )
     p.add_argument("--max-concurrent", type=int, default=None)
     p.add_argument(
         "--data-dir",

@@ -109,7 +109,7 @@ def test_failed_trial_is_shown_as_missing(smoke_results, tmp_path):
     assert np.isnan(row["mean_acc_mean"]) and row["mean_acc_paper"] == 89.32
     from analysis.tables import to_markdown
 
-    assert "| rnn | 0 (1 failed) | missing [96.34]" in to_markdown(t)
+    assert "| rnn | 0 (1 failed) | 0 | missing [96.34]" in to_markdown(t)
     assert agreement(t)["missing"] == 6
 
 
@@ -204,3 +204,31 @@ def test_lambda_and_robustness_figures_from_small_real_sweeps(tmp_path):
     tables = {t.spec.number: t for t in sweep_tables(tmp_path / "res")}
     rows = tables[4].rows.set_index("top_n_removed")
     assert rows.loc[50.0, "seeds"] == 1 and rows.loc[90.0, "status"] == "missing"
+
+
+def test_seed_with_no_known_cell_is_counted_not_dropped(smoke_results, tmp_path):
+    out, _, _ = smoke_results
+    results = tmp_path / "results"
+    shutil.copytree(out, results)
+    path = results / "smoke" / "trials.parquet"
+    trials = pd.read_parquet(path)
+    # a second seed of molgan that generated no known cell (what a run drifting out of the
+    # space records): known-cell metrics NaN, all-cells metrics 0
+    extra = trials[trials["model"] == "molgan"].copy()
+    extra["trial_id"], extra["seed"] = "nocells0001", 1
+    extra[["n_valid", "n_known", "n_unique"]] = 0.0
+    extra[["novelty", "uniqueness", "top5", "top10", "top50", "acc_n", "mean_acc"]] = np.nan
+    extra[["validity", "top5_all", "top10_all", "top50_all", "acc_n_all"]] = 0.0
+    pd.concat([trials, extra], ignore_index=True).to_parquet(path)
+    (t,) = sweep_tables(results)
+    row = t.rows.set_index("model").loc["molgan"]
+    assert row["seeds"] == 2 and row["known"] == 1
+    assert row["top10_n"] == 1 and row["top10_all_n"] == 2
+    first = trials.loc[trials["model"] == "molgan", "top10_all"].iloc[0]
+    assert row["top10_all_mean"] == pytest.approx(first / 2)  # the empty seed counts as 0
+    from analysis.tables import to_markdown
+
+    md = to_markdown(t)
+    assert "| molgan | 2 | 1 |" in md and "'known' counts the seeds" in md
+    # reference rows close the table, computed from the data
+    assert "reference: uniform over the benchmark" in md and "reference: copy the training" in md

@@ -1,19 +1,38 @@
 """One GNN2GNN trial (or a baseline): train G, D and V on a benchmark, generate, evaluate.
 
 ``run_trial(config_dict)`` validates the config, trains, reports metrics each epoch through
-a reporter callback and returns a :class:`TrialResult` (final metrics, generated cells,
-model state). Same config and seed on the CPU give identical metrics.
+a reporter callback and returns a :class:`TrialResult` (metrics of the selected and of the
+final epoch, generated cells, model state, reference rows). Same config and seed on the CPU
+give identical metrics.
 
-Training follows the paper by default: 20 epochs over the training split, batch 32, SGD
-lr 0.001; lambda = 1 for the first ``warmup_fraction`` of the epochs, then the configured
-lambda; L_G = lambda * GAN loss + (1 - lambda) * reward loss, with the non-saturating GAN
-loss -log D(G(z)) and reward loss BCE(V(G(z)), strong) (mode C) or
-MSE(V(G(z)), best training accuracy) (mode R). D is trained on real vs generated cells;
-V on the real training cells only (labels from the benchmark, no lookups in the loop).
+Training: 20 epochs over the training split, batch 32, lr 0.001; lambda = 1 for the first
+``warmup_fraction`` of the epochs, then the configured lambda; L_G = lambda * GAN loss +
+(1 - lambda) * reward loss, with the non-saturating GAN loss -log D(G(z)) and reward loss
+BCE(V(G(z)), strong) (mode C) or MSE(V(G(z)), best training accuracy) (mode R). D is
+trained on real vs generated cells; V on the real training cells and on the generated ones
+whose label the protocol allows. The default recipe (Adam, the bounded edge scorer, mean
+pooling and dropout in the critics, ...) and the measurements behind each choice are in the
+README ("The default recipe").
+
+Protocols (``protocol``):
+
+- ``clean`` (default): V's labels for generated cells come from the cells the trial trains
+  on only; held-out, removed-top and validation cells are never looked up. The kept epoch
+  is chosen on the validation part of the training split (``val_fraction``, never trained
+  on): the number of distinct strong validation cells among the epoch's generated cells.
+- ``authors``: what the authors' code does, which leaks test information: V's labels for
+  generated cells come from the whole benchmark, and the kept epoch is the one with the best
+  Top-10 (over all generated cells) measured on the whole benchmark. It exists to show how
+  much of the published numbers that leak explains.
+
+The trial's metrics are those of the kept (selected) epoch's generator, re-evaluated on
+``num_generated`` cells; ``last_<metric>`` are the last epoch's, and ``selected_epoch``
+says which was kept.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from typing import Literal
@@ -27,7 +46,7 @@ from pipeline.benchmarks import Benchmark, load_benchmark
 from pipeline.cells import table_to_dense
 from pipeline.config import StrictModel, validate
 from pipeline.decode import CellDecoder, TranslatingDecoder
-from pipeline.metrics import Reference, generation_metrics
+from pipeline.metrics import Reference, generation_metrics, reference_metrics
 from pipeline.models import (
     Discriminator,
     ErdosRenyiGenerator,
@@ -42,7 +61,7 @@ from trainables.common import Reporter, TrialResult, pick_device, run_under_tune
 
 # Scale profiles change only sizes: epochs, how much of the training split, sample counts.
 PROFILES: dict[str, dict] = {
-    "smoke": {"epochs": 2, "max_train_cells": 256, "num_generated": 200},
+    "smoke": {"epochs": 2, "max_train_cells": 256, "num_generated": 200, "epoch_generated": 200},
     "cpu": {"epochs": 20, "max_train_cells": 4000, "num_generated": 1000},
     "paper": {"epochs": 20, "max_train_cells": None, "num_generated": 1000},
 }
@@ -67,22 +86,51 @@ class GNN2GNNConfig(StrictModel):
     valuer: Literal["C", "R"] = "C"
     top_n_removed: float = pydantic.Field(10.0, ge=0, lt=100)
     train_fraction: float = pydantic.Field(0.75, gt=0, le=1)
+    split_seed: int | None = pydantic.Field(
+        0, description="seed of the data split, validation part and subsample (None: seed)"
+    )
+    val_fraction: float = pydantic.Field(
+        0.1, ge=0, lt=1, description="part of the training split kept for model selection"
+    )
+    protocol: Literal["clean", "authors"] = pydantic.Field(
+        "clean", description="clean, or the authors' evaluation (leaks test labels)"
+    )
     epochs: int = pydantic.Field(20, ge=1)
     batch_size: int = pydantic.Field(32, ge=1)
     optimizer: Literal["sgd", "adam"] = "sgd"
     lr: float = pydantic.Field(0.001, gt=0)
+    lr_critic: float | None = pydantic.Field(
+        None, gt=0, description="learning rate of D and V (two time-scales); None: lr"
+    )
     momentum: float = pydantic.Field(0.0, ge=0, lt=1)
     weight_decay: float = pydantic.Field(0.0, ge=0)
     warmup_fraction: float = pydantic.Field(0.5, ge=0, le=1, description="lambda=1 phase")
-    hidden: int = pydantic.Field(32, ge=1, description="hidden size of G, D and V")
-    noise_dim: int = pydantic.Field(16, ge=1, description="random node feature size")
+    hidden: int = pydantic.Field(100, ge=1, description="hidden size of the generator")
+    critic_hidden: int = pydantic.Field(32, ge=1, description="hidden size of D and V")
+    noise_dim: int = pydantic.Field(100, ge=1, description="random node feature size")
+    noise: Literal["uniform", "normal"] = pydantic.Field(
+        "uniform", description="distribution of the generator's random node features"
+    )
+    edge_scorer: Literal["softmax", "sigmoid"] = pydantic.Field(
+        "softmax", description="bounded softmax-over-incoming-edges scorer, or a sigmoid"
+    )
+    pooling: Literal["mean", "sum"] = pydantic.Field("mean", description="critics' pooling")
+    critic_dropout: float = pydantic.Field(0.2, ge=0, lt=1, description="after pooling")
+    minibatch_std: bool = pydantic.Field(True, description="minibatch-std feature in D")
+    entropy_weight: float = pydantic.Field(
+        0.0, ge=0, description="bonus on the entropy of G's edge and op distributions"
+    )
+    spectral_norm: bool = pydantic.Field(False, description="spectral norm in D and V")
     num_nodes: int | None = pydantic.Field(None, ge=2, description="N; default: space max")
     nu: int = pydantic.Field(2, ge=1, description="critic graph convolutions")
     valuer_on_generated: bool = pydantic.Field(
-        True, description="also train V on generated cells labelled from the training split"
+        True, description="also train V on generated cells (labels as the protocol allows)"
     )
     er_p: float = pydantic.Field(0.4, gt=0, lt=1, description="Erdos-Renyi edge probability")
     num_generated: int = pydantic.Field(1000, ge=1, description="K cells for the metrics")
+    epoch_generated: int = pydantic.Field(
+        5000, ge=1, description="cells generated each epoch (curves, model selection)"
+    )
     max_train_cells: int | None = pydantic.Field(None, ge=1)
     acc_threshold: float | None = None
     eval_benchmark: Literal["nasbench101", "natsbench"] | None = pydantic.Field(
@@ -118,7 +166,15 @@ def make_config(data: dict, source: str = "trial config") -> GNN2GNNConfig:
 def build_generator(cfg: GNN2GNNConfig, num_ops: int, n: int) -> torch.nn.Module:
     kw = {"num_ops": num_ops, "num_nodes": n}
     if cfg.model == "gnn2gnn":
-        return Generator(**kw, mu=cfg.mu, tau=cfg.tau, noise_dim=cfg.noise_dim, hidden=cfg.hidden)
+        return Generator(
+            **kw,
+            mu=cfg.mu,
+            tau=cfg.tau,
+            noise_dim=cfg.noise_dim,
+            hidden=cfg.hidden,
+            edge_scorer=cfg.edge_scorer,
+            noise=cfg.noise,
+        )
     if cfg.model == "molgan":
         return MolGANGenerator(**kw, tau=cfg.tau, noise_dim=cfg.noise_dim, hidden=2 * cfg.hidden)
     if cfg.model == "rnn":
@@ -126,11 +182,11 @@ def build_generator(cfg: GNN2GNNConfig, num_ops: int, n: int) -> torch.nn.Module
     return ErdosRenyiGenerator(**kw, p=cfg.er_p)
 
 
-def _optimizer(cfg: GNN2GNNConfig, params) -> torch.optim.Optimizer:
+def _optimizer(cfg: GNN2GNNConfig, params, lr: float) -> torch.optim.Optimizer:
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+        return torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay, fused=True)
     return torch.optim.SGD(
-        params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, fused=True
+        params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, fused=True
     )
 
 
@@ -170,14 +226,10 @@ class Trial:
         )
         space = self.bench.space
         self.n = cfg.num_nodes or space.max_vertices
-        self.split = self.bench.split(cfg.top_n_removed, cfg.train_fraction, cfg.seed)
-        rows, strong = self.split.train, self.split.strong
-        if cfg.max_train_cells is not None and len(rows) > cfg.max_train_cells:
-            pick = np.sort(
-                np.random.default_rng(cfg.seed + 1).choice(len(rows), cfg.max_train_cells, False)
-            )
-            rows, strong = rows[pick], strong[pick]
-        self.train_rows = rows
+        self.split_seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
+        self.split = self.bench.split(cfg.top_n_removed, cfg.train_fraction, self.split_seed)
+        self._choose_rows()
+        rows, strong = self.train_rows, self.train_strong
         x, a, m = table_to_dense(
             self.bench.ops[rows],
             self.bench.adjacency[rows],
@@ -193,17 +245,27 @@ class Trial:
         )
         torch.manual_seed(cfg.seed)
         self.gen = build_generator(cfg, space.num_ops, self.n).to(dev)
-        self.disc = Discriminator(num_ops=space.num_ops, nu=cfg.nu, hidden=cfg.hidden).to(dev)
-        self.valuer = Valuer(
-            num_ops=space.num_ops, mode=cfg.valuer, nu=cfg.nu, hidden=cfg.hidden
-        ).to(dev)
+        if isinstance(self.gen, Generator):
+            self.gen.track_entropy = cfg.entropy_weight > 0
+        critic = {
+            "num_ops": space.num_ops,
+            "nu": cfg.nu,
+            "hidden": cfg.critic_hidden,
+            "pooling": cfg.pooling,
+            "dropout": cfg.critic_dropout,
+            "spectral_norm": cfg.spectral_norm,
+        }
+        self.disc = Discriminator(**critic, minibatch_std=cfg.minibatch_std).to(dev)
+        self.valuer = Valuer(**critic, mode=cfg.valuer).to(dev)
         self.trainable = cfg.model != "random"
         if self.trainable:
-            self.opt_g = _optimizer(cfg, self.gen.parameters())
+            self.opt_g = _optimizer(cfg, self.gen.parameters(), cfg.lr)
             # D and V share no parameters and their losses see generated cells detached, so
             # one backward of d_loss + v_loss and one optimiser step over both is exactly
             # their two separate updates, at half the per-step overhead.
-            self.opt_dv = _optimizer(cfg, [*self.disc.parameters(), *self.valuer.parameters()])
+            self.opt_dv = _optimizer(
+                cfg, [*self.disc.parameters(), *self.valuer.parameters()], cfg.lr_critic or cfg.lr
+            )
         self.sampler = torch.Generator(device=dev).manual_seed(cfg.seed)
         self.decoder = CellDecoder(space, self.n)
         # Evaluation benchmark: the training one, or (transfer) another whose cells are read
@@ -220,7 +282,9 @@ class Trial:
                 self.eval_decoder = TranslatingDecoder(
                     self.decoder, self.eval_bench.space, OP_TRANSFER[(cfg.benchmark, target)]
                 )
-            eval_split = self.eval_bench.split(cfg.top_n_removed, cfg.train_fraction, cfg.seed)
+            eval_split = self.eval_bench.split(
+                cfg.top_n_removed, cfg.train_fraction, self.split_seed
+            )
             eval_train = eval_split.train
         thr = cfg.acc_threshold
         if thr is None:
@@ -228,17 +292,49 @@ class Trial:
         self.acc_threshold = thr
         self.reference = Reference.build(self.eval_bench, eval_train, thr)
         self.best_acc = float(self.acc.max())
-        # V's targets for generated cells, by benchmark row: the training split's own labels;
-        # NaN (ignored) for cells outside it, so held-out and removed cells never leak in.
-        target = np.full(len(self.bench) + 2, np.nan, dtype=np.float32)  # +2: rows -2, -1
-        target[-2:] = 0.0  # invalid (-2) and outside the search space (-1): weak / accuracy 0
-        train_target = (
-            self.split.strong
-            if cfg.valuer == "C"
-            else self.bench.accuracy[self.split.train] / 100.0
-        )
-        target[self.split.train] = train_target
-        self.gen_target = target
+        self.gen_target = self._valuer_target_table()
+
+    def _choose_rows(self) -> None:
+        """Training rows and the validation part, both from the training split and seeded by
+        ``split_seed``: a ``val_fraction`` of the split is kept for model selection, at most
+        ``max_train_cells`` of the rest are trained on, and training-split cells left out by
+        that cap join the validation part (more validation cells, a less noisy selection)."""
+        cfg, split = self.cfg, self.split
+        rng = np.random.default_rng(self.split_seed + 1)
+        n = len(split.train)
+        perm = rng.permutation(n)
+        n_val = int(round(n * cfg.val_fraction))
+        train_pick = np.sort(perm[n_val:])
+        if cfg.max_train_cells is not None and len(train_pick) > cfg.max_train_cells:
+            train_pick = np.sort(rng.choice(train_pick, cfg.max_train_cells, replace=False))
+        val_pick = np.setdiff1d(np.arange(n), train_pick)
+        self.train_rows, self.train_strong = split.train[train_pick], split.strong[train_pick]
+        self.val_rows = split.train[val_pick]
+        # strong validation cells: at least the weakest strong cell of the training split
+        strong_acc = self.bench.accuracy[split.train[split.strong]]
+        self.strong_threshold = float(strong_acc.min()) if len(strong_acc) else math.inf
+        val_strong = self.val_rows[self.bench.accuracy[self.val_rows] >= self.strong_threshold]
+        self.val_strong_hashes = set(self.bench.hashes[val_strong].tolist())
+
+    def _valuer_target_table(self) -> np.ndarray:
+        """V's target for a generated cell, by benchmark row (the last two entries: rows -2,
+        invalid, and -1, outside the table: weak / accuracy 0); NaN = no label, ignored.
+
+        ``clean``: labels of the rows the trial trains on only, so held-out, removed-top and
+        validation cells never reach V. ``authors``: every labelled row of the benchmark
+        (C: strong = at least the weakest strong training cell)."""
+        bench, cfg = self.bench, self.cfg
+        target = np.full(len(bench) + 2, np.nan, dtype=np.float32)
+        target[-2:] = 0.0
+        rows = self.train_rows if cfg.protocol == "clean" else np.flatnonzero(bench.labelled)
+        acc = bench.accuracy[rows]
+        target[rows] = (acc >= self.strong_threshold) if cfg.valuer == "C" else acc / 100.0
+        return target
+
+    def valuer_targets(self, rows: np.ndarray) -> np.ndarray:
+        """V's targets for generated cells given their benchmark rows (-2 invalid, -1 not in
+        the table); NaN where the protocol allows no label."""
+        return self.gen_target[rows]
 
     def step(self, idx: torch.Tensor, lam: float) -> dict[str, torch.Tensor]:
         """One D, V and G update on a batch of real training cells (indices ``idx``).
@@ -252,7 +348,7 @@ class Trial:
         zeros = torch.zeros(b, 1, device=self.device)
         # discriminator
         both = Graphs(*(torch.cat([r, f.detach()]) for r, f in zip(real, fake, strict=True)))
-        d_real, d_fake = self.disc(both).split(b)
+        d_real, d_fake = self.disc(both, groups=2).split(b)
         d_loss = F.binary_cross_entropy_with_logits(
             d_real, ones
         ) + F.binary_cross_entropy_with_logits(d_fake, zeros)
@@ -262,7 +358,7 @@ class Trial:
         v_weight = None
         if self.cfg.valuer_on_generated:
             gen_t = torch.as_tensor(
-                self.gen_target[self.decoder.rows(fake, self.bench.index)], device=self.device
+                self.valuer_targets(self.decoder.rows(fake, self.bench.index)), device=self.device
             )
             known = ~torch.isnan(gen_t)
             v_input = both
@@ -290,6 +386,8 @@ class Trial:
         else:
             reward_loss = F.mse_loss(v_fake, torch.full_like(v_fake, self.best_acc))
         g_loss = lam * gan_loss + (1.0 - lam) * reward_loss
+        if getattr(self.gen, "track_entropy", False):  # diversity bonus (GNN2GNN generator only)
+            g_loss = g_loss - self.cfg.entropy_weight * self.gen.last_entropy
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_g.step()
@@ -303,10 +401,23 @@ class Trial:
             "d_fake_acc": (d_fake.detach() < 0).float().mean(),
         }
 
-    def evaluate(self, epoch: int) -> tuple[dict, np.ndarray, list[str | None]]:
-        eval_gen = torch.Generator(device=self.device).manual_seed(self.cfg.seed * 7919 + epoch)
-        keys, hashes = generate(self.gen, self.cfg.num_generated, self.eval_decoder, eval_gen)
-        return generation_metrics(hashes, self.reference), keys, hashes
+    def evaluate(self, k: int, seed: int) -> tuple[dict, np.ndarray, list[str | None], float]:
+        """K generated cells: metrics on the evaluation benchmark, keys, hashes, and the
+        selection score of the protocol (see the module docstring)."""
+        eval_gen = torch.Generator(device=self.device).manual_seed(seed)
+        keys, hashes = generate(self.gen, k, self.eval_decoder, eval_gen)
+        metrics = generation_metrics(hashes, self.reference)
+        if self.cfg.protocol == "authors":
+            score = metrics["top10_all"]
+        else:  # training-split information only, decoded in the training space
+            own = (
+                hashes
+                if self.eval_decoder is self.decoder
+                else [self.decoder.decode_key_cached(key) for key in keys.tolist()]
+            )
+            hits = self.val_strong_hashes.intersection(h for h in own if h is not None)
+            score = 1000.0 * len(hits) / k
+        return metrics, keys, hashes, score
 
     def run(self, reporter: Reporter | None = None, progress: bool = False) -> TrialResult:
         cfg = self.cfg
@@ -315,15 +426,14 @@ class Trial:
         n_train = len(self.train_rows)
         steps_per_epoch = math.ceil(n_train / cfg.batch_size)
         epochs = cfg.epochs if self.trainable else 0
+        k_epoch = cfg.epoch_generated
         bar = None
         if progress and epochs:
             from tqdm import tqdm
 
             bar = tqdm(total=epochs * steps_per_epoch, unit="step", desc=cfg.model, mininterval=1.0)
         rows: list[dict] = []
-        metrics: dict = {}
-        keys: np.ndarray = np.zeros(0, dtype=np.int64)
-        hashes: list[str | None] = []
+        best_score, best_epoch, best_state = -math.inf, 0, None
         for epoch in range(max(epochs, 1)):
             te = time.perf_counter()
             sums: dict[str, float] = {}
@@ -339,12 +449,17 @@ class Trial:
                         bar.update(1)
                 sums = dict(zip(out.keys(), (acc / steps_per_epoch).tolist(), strict=True))
             train_s = time.perf_counter() - te
-            metrics, keys, hashes = self.evaluate(epoch)
+            metrics, _, _, score = self.evaluate(k_epoch, cfg.seed * 7919 + epoch)
+            number = epoch + 1 if self.trainable else 0
+            if score >= best_score:  # ties: the later, longer-trained epoch
+                best_score, best_epoch = score, number
+                best_state = copy.deepcopy(self.gen.state_dict())
             row = {
-                "epoch": epoch + 1 if self.trainable else 0,
+                "epoch": number,
                 "lambda": lam,
                 **sums,
                 **metrics,
+                "select_score": score,
                 "train_seconds": train_s,
                 "epoch_seconds": time.perf_counter() - te,
                 "steps": steps_per_epoch if self.trainable else 0,
@@ -356,21 +471,37 @@ class Trial:
                 reporter(row)
         if bar is not None:
             bar.close()
-        final = {
-            **metrics,
+        # Both generators on the same K cells' worth of noise: the last epoch's and the kept one.
+        final_seed = cfg.seed * 7919 + 1_000_003
+        final, f_keys, f_hashes, _ = self.evaluate(cfg.num_generated, final_seed)
+        final_state = self.gen.state_dict()
+        selected, keys, hashes = final, f_keys, f_hashes
+        last = rows[-1]["epoch"]
+        if best_epoch != last:
+            final_state = copy.deepcopy(final_state)
+            self.gen.load_state_dict(best_state)
+            selected, keys, hashes, _ = self.evaluate(cfg.num_generated, final_seed)
+        train_seconds = sum(r["train_seconds"] for r in rows)
+        metrics = {
+            **selected,
+            **{f"last_{k}": v for k, v in final.items()},
+            "selected_epoch": best_epoch,
+            "select_score": best_score,
             "wall_seconds": time.perf_counter() - t0,
-            "steps_per_second": (epochs * steps_per_epoch)
-            / max(sum(r["train_seconds"] for r in rows), 1e-9)
+            "steps_per_second": (epochs * steps_per_epoch) / max(train_seconds, 1e-9)
             if self.trainable
             else 0.0,
         }
+        state = self.state_dict()
+        state["generator_final"] = {k: v.cpu() for k, v in final_state.items()}
         return TrialResult(
-            metrics=final,
+            metrics=metrics,
             epochs=rows,
             generated=self.generated_rows(keys, hashes),
-            state=self.state_dict(),
+            state=state,
             info=self.info(),
             full_config=cfg.model_dump(by_alias=True),
+            frames={"reference": reference_metrics(self.reference, cfg.num_generated)},
         )
 
     def generated_rows(self, keys: np.ndarray, hashes: list[str | None]) -> list[dict]:
@@ -382,7 +513,7 @@ class Trial:
             out.append(
                 {
                     "index": i,
-                    "valid": h is not None,
+                    "valid": self.eval_bench.in_space(h),
                     "hash": h,
                     "ops": list(cell.ops) if cell is not None else [],
                     "adjacency": cell.adjacency.reshape(-1).tolist() if cell is not None else [],
@@ -411,6 +542,9 @@ class Trial:
             "num_removed_top": int(len(self.split.removed_top)),
             "num_nodes": self.n,
             "acc_threshold": self.acc_threshold,
+            "split_seed": self.split_seed,
+            "num_val": int(len(self.val_rows)),
+            "num_val_strong": len(self.val_strong_hashes),
             "device": str(self.device),
         }
 

@@ -74,6 +74,10 @@ class Benchmark:
     fingerprint: str
     extra: pd.DataFrame = field(default_factory=pd.DataFrame)  # per-row extras (params, ...)
     notes: dict = field(default_factory=dict)
+    # True when the table holds every cell of its search space (NATS: all 15,625
+    # architectures; NAS-Bench-101: all 423,624 cells). Then "a cell of the search space"
+    # and "a cell of the table" are the same, and validity checks membership too.
+    complete: bool = False
     _index: dict[str, int] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
@@ -112,6 +116,11 @@ class Benchmark:
             "data_fingerprint": self.fingerprint,
             "coverage_note": self.notes.get("coverage_note", ""),
         }
+
+    def in_space(self, hash_: str | None) -> bool:
+        """Is a cell (by canonical hash; None = failed the space's rules) a cell of the search
+        space? On a complete table that is membership; otherwise the rules alone decide."""
+        return hash_ is not None and (not self.complete or hash_ in self.index)
 
     def lookup(self, hash_: str) -> int | None:
         return self.index.get(hash_)

@@ -24,6 +24,7 @@ from pipeline.io import atomic_write_parquet
 from pipeline.spaces import NASBENCH101
 
 PARQUET_NAME = "nasbench101.parquet"
+NUM_CELLS = 423_624  # unique cells of the space (<= 7 vertices, <= 9 edges, pruned)
 TFRECORD_NAMES = ("nasbench_only108.tfrecord", "nasbench_full.tfrecord")
 LABEL_RE = re.compile(r"^(val|test)_acc_(\d+)_(r[123]|mean)$")
 # Preferred labels, best first: the usual figure is the mean of the 3 final test accuracies.
@@ -88,6 +89,7 @@ def load(path: Path, label: str | None = None) -> Benchmark:
         source=path,
         fingerprint=file_fingerprint(path),
         extra=extra,
+        complete=len(nv) == NUM_CELLS,
     )
     n_lab = bench.num_labelled
     bench.notes = {

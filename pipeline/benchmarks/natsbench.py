@@ -204,6 +204,7 @@ def load(
         source=path,
         fingerprint=file_fingerprint(path),
         extra=pd.DataFrame({"members": members}),
+        complete=True,  # every architecture's node form is in the table
         notes={
             "architectures": len(frame),
             "architectures_without_path": len(frame) - len(graphs),

@@ -95,10 +95,20 @@ class Generator(nn.Module):
 
     A fully connected DAG on N nodes with random features goes through mu graph
     convolutions; each edge v -> w (v < w) is scored by a dense layer on
-    :math:`x_v \| x_w`, normalised to [0, 1] by a sigmoid, and sampled with a
-    straight-through Gumbel-softmax at temperature tau; a further graph convolution over the
-    score-weighted sampled graph gives op logits, sampled the same way over the interior ops.
-    Input (slot 0) and output (slot N-1) are fixed; refinement comes last.
+    :math:`x_v \| x_w` and sampled with a straight-through Gumbel-softmax at temperature tau;
+    a further graph convolution over the score-weighted sampled graph gives op logits,
+    sampled the same way over the interior ops. Input (slot 0) and output (slot N-1) are
+    fixed; refinement comes last.
+
+    Edge scorers (``edge_scorer``):
+
+    - ``"softmax"`` (default; the authors' code): the dense layer gives two scores per edge
+      (no edge, edge); each is normalised by a softmax over the incoming edges of w, and 0.5
+      is added, :math:`s_c(v, w) = \mathrm{softmax}_{u < w}(e_c(u, w))_v + 0.5 \in
+      [0.5, 1.5]`; the two-class Gumbel-softmax over :math:`(s_0, s_1)` makes an edge with
+      probability :math:`\sigma(s_1 - s_0) \in [0.27, 0.73]`. The bounded probability keeps
+      every edge in play: the generator cannot collapse onto one graph.
+    - ``"sigmoid"``: one score per edge, :math:`p = \sigma(e(v, w))`, unbounded.
 
     Args:
         num_ops: K, size of the one-hot op vocabulary (input and output included).
@@ -107,6 +117,8 @@ class Generator(nn.Module):
         tau: Gumbel-softmax temperature.
         noise_dim: size of the random node features.
         hidden: hidden feature size.
+        edge_scorer: ``"softmax"`` or ``"sigmoid"`` (above).
+        noise: node features drawn ``"uniform"`` in [0, 1) (the authors') or ``"normal"``.
     """
 
     def __init__(
@@ -118,34 +130,64 @@ class Generator(nn.Module):
         tau: float = 0.1,
         noise_dim: int = 32,
         hidden: int = 64,
+        edge_scorer: str = "softmax",
+        noise: str = "uniform",
     ) -> None:
         super().__init__()
         assert mu >= 1, f"mu (graph convolutions) must be >= 1, got {mu}"
         assert tau > 0, f"tau must be > 0, got {tau}"
+        assert edge_scorer in ("softmax", "sigmoid"), f"unknown edge scorer {edge_scorer!r}"
+        assert noise in ("uniform", "normal"), f"unknown noise {noise!r}"
         self.num_ops, self.num_nodes, self.mu, self.tau = num_ops, num_nodes, mu, tau
-        self.noise_dim = noise_dim
+        self.noise_dim, self.edge_scorer, self.noise = noise_dim, edge_scorer, noise
         dims = [noise_dim] + [hidden] * mu
         self.convs = nn.ModuleList(DirectedDenseConv(a, b) for a, b in pairwise(dims))
         # dense layer on concat(x_v, x_w) == W_src x_v + W_dst x_w + b
-        self.edge_src = nn.Linear(hidden, 1)
-        self.edge_dst = nn.Linear(hidden, 1, bias=False)
+        scores = 2 if edge_scorer == "softmax" else 1
+        self.edge_src = nn.Linear(hidden, scores)
+        self.edge_dst = nn.Linear(hidden, scores, bias=False)
         self.op_conv = DirectedDenseConv(hidden, hidden)
         self.op_out = nn.Linear(hidden, num_ops - 2)
         self.register_buffer("full_dag", torch.ones(num_nodes, num_nodes).triu(1))
+        self.track_entropy = False  # set to keep ``last_entropy`` for a diversity bonus
+        self.last_entropy: Tensor | None = None
 
     def forward(self, batch_size: int, generator: torch.Generator | None = None) -> Graphs:
         dev = self.full_dag.device
-        z = torch.randn(batch_size, self.num_nodes, self.noise_dim, generator=generator, device=dev)
+        shape = (batch_size, self.num_nodes, self.noise_dim)
+        draw = torch.rand if self.noise == "uniform" else torch.randn
+        h = draw(shape, generator=generator, device=dev)
         full = self.full_dag.expand(batch_size, -1, -1)
-        h = z
         for conv in self.convs:
             h = torch.relu(conv(h, full))
-        logits = self.edge_src(h) + self.edge_dst(h).transpose(1, 2)  # [B, N, N]
+        logits = self.edge_logits(h)
         score = torch.sigmoid(logits) * full
         edges = gumbel_sigmoid_st(logits, self.tau, generator) * full
         h_op = torch.relu(self.op_conv(h, edges * score))
-        ops = gumbel_softmax_st(self.op_out(h_op), self.tau, generator)
+        op_logits = self.op_out(h_op)
+        ops = gumbel_softmax_st(op_logits, self.tau, generator)
+        if self.track_entropy:  # mean entropy (nats) of the edge and op distributions
+            p = torch.sigmoid(logits)
+            ls = nn.functional.logsigmoid
+            edge_h = -(p * ls(logits) + (1 - p) * ls(-logits)) * full
+            op_l = op_logits[:, 1:-1]  # interior slots
+            op_h = -(torch.softmax(op_l, -1) * torch.log_softmax(op_l, -1)).sum(-1).mean(-1)
+            self.last_entropy = (edge_h.sum((1, 2)) / full[0].sum() + op_h).mean()
         return refine(_fixed_io(ops), edges)
+
+    def edge_logits(self, h: Tensor) -> Tensor:
+        """[B, N, N] logit of edge v -> w: sigmoid of it is the edge probability (entries
+        off the upper triangle are ignored by the caller)."""
+        src = self.edge_src(h)  # [B, N, S]
+        dst = self.edge_dst(h)
+        if self.edge_scorer == "sigmoid":
+            return src + dst.transpose(1, 2)
+        raw = src.unsqueeze(2) + dst.unsqueeze(1)  # [B, v, w, 2]
+        incoming = self.full_dag.bool().unsqueeze(-1)  # v -> w exists for v < w
+        # softmax over the sources v of each target w; column 0 has none (all masked, its
+        # uniform weights are multiplied away by the caller's DAG mask)
+        s = torch.softmax(raw.masked_fill(~incoming, -1e9), dim=1) + 0.5
+        return s[..., 1] - s[..., 0]
 
 
 class MolGANGenerator(nn.Module):
