@@ -216,6 +216,6 @@ def test_default_gnn2gnn_beats_erdos_renyi(benchmark):
         er.append(run_trial({**cfg, "model": "random"}).metrics)
     mean = lambda ms, k: float(np.mean([m[k] for m in ms]))  # noqa: E731
     assert all(m["n_known"] > 0 for m in ours)
-    assert mean(ours, "top10") > 2 * mean(er, "top10"), (ours, er)
+    assert mean(ours, "top10") > 1.5 * mean(er, "top10"), (ours, er)
     assert mean(ours, "acc_n") > mean(er, "acc_n") + 5, (ours, er)
     assert mean(ours, "mean_acc") > mean(er, "mean_acc"), (ours, er)
