@@ -135,6 +135,7 @@ TRAIN_FLAGS = {  # CLI flag -> config field (None: same name with dashes as unde
     "tau": None,
     "lambda": "lambda",
     "valuer": None,
+    "protocol": None,
     "top_n_removed": None,
     "train_fraction": None,
     "epochs": None,
@@ -264,6 +265,12 @@ def add_train_parser(sub) -> None:
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--optimizer", choices=["sgd", "adam"], default=None)
+    p.add_argument(
+        "--protocol",
+        choices=["clean", "authors"],
+        default=None,
+        help="clean (default) or the authors' evaluation, which leaks test labels",
+    )
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--hidden", type=int, default=None)
     p.add_argument("--num-generated", type=int, default=None, help="K cells for the metrics")
