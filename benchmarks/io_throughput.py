@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from pipeline import nas_eval
-from trainables.io_embedding import IOTrial, make_config
+from trainables.infonas import IOTrial, make_config
 
 
 def timed(fn, repeat: int) -> float:

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from pipeline.errors import UserError
 from pipeline.spaces import INPUT, OUTPUT, SearchSpace
 
 
-class CellError(ValueError):
+class CellError(UserError, ValueError):
     """A cell that cannot exist in its search space (the message says why)."""
 
 

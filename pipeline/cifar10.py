@@ -23,7 +23,6 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,8 @@ import numpy as np
 import torch
 
 from pipeline.benchmarks.base import file_fingerprint
+from pipeline.errors import UserError
+from pipeline.io import atomic_path
 
 CLASSES = (
     "airplane",
@@ -50,7 +51,7 @@ STD = (0.2470, 0.2435, 0.2616)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
-class CifarNotFoundError(FileNotFoundError):
+class CifarNotFoundError(UserError, FileNotFoundError):
     """No CIFAR-10 source where we looked."""
 
 
@@ -183,11 +184,8 @@ def load_cifar10(data_dir: Path | None = None, source: Path | None = None) -> Ci
             arrays = {k: z[k] for k in z.files}
     else:
         arrays = decode_source(source)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=".cifar10.", suffix=".npz")
-        os.close(fd)
-        np.savez(tmp, **arrays)
-        os.replace(tmp, cache)
+        with atomic_path(cache) as tmp:
+            np.savez(tmp, **arrays)
     return Cifar10(
         arrays["train_x"],
         arrays["train_y"],

@@ -6,10 +6,12 @@ from typing import Any, TypeVar
 
 import pydantic
 
+from pipeline.errors import UserError
+
 T = TypeVar("T", bound=pydantic.BaseModel)
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration a user wrote that cannot be used; the message says where and why."""
 
 

@@ -1,9 +1,17 @@
-"""Atomic file writes: a crash never leaves a half-written file."""
+"""Atomic file writes: a crash never leaves a half-written file.
+
+Every file the project writes goes through :func:`atomic_path`: the writer fills a
+temporary file beside the target, which is renamed over the target only when the writer
+returned; on an error the temporary file is removed and the target is left as it was.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -11,33 +19,37 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
-def atomic_write_parquet(frame: pd.DataFrame | pa.Table, path: Path) -> None:
-    """Write to a temporary file beside ``path`` then rename: never a half-written file."""
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside ``path`` (same suffix, so numpy and torch keep the name),
+    renamed over ``path`` when the block ends normally and removed when it raises."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = (
-        frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}"
     )
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        pq.write_table(table, tmp)
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def write_json(obj, path: Path) -> None:
-    """Atomic JSON write."""
-    import json
+def atomic_write_parquet(frame: pd.DataFrame | pa.Table, path: Path) -> None:
+    """A Parquet file, whole or not at all."""
+    table = (
+        frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+    )
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(obj, fh, indent=2, default=str)
-    os.replace(tmp, path)
+
+def write_json(obj, path: Path) -> None:
+    """A JSON file (indented), whole or not at all."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, default=str))
 
 
 def write_trial_outputs(out: Path, config: dict, result) -> Path:
@@ -51,10 +63,8 @@ def write_trial_outputs(out: Path, config: dict, result) -> Path:
     atomic_write_parquet(pd.DataFrame(result.epochs), out / "epochs.parquet")
     for name, rows in getattr(result, "frames", {}).items():
         atomic_write_parquet(pd.DataFrame(rows), out / f"{name}.parquet")
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=".model.pt.", suffix=".tmp")
-    os.close(fd)
-    torch.save(result.state, tmp)
-    os.replace(tmp, out / "model.pt")
+    with atomic_path(out / "model.pt") as tmp:
+        torch.save(result.state, tmp)
     write_json(
         {
             "config": config,

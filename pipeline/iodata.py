@@ -1,6 +1,6 @@
 """The IO-dataset of Info-NAS: (network, image) -> preprocessed output features.
 
-Built from a pretraining folder (``gnn2gnn pretrain``, see :mod:`trainables.pretrain`):
+Built from a pretraining folder (``gnn2gnn pretrain``, see :mod:`trainables.infonas.pretrain`):
 each network there has the pooled features of the fixed IO images (held-out training
 images, "seen" by the IO model) and of the "unseen" test images, and its classifier.
 
@@ -36,9 +36,10 @@ import pandas as pd
 import pydantic
 
 from pipeline.config import StrictModel
+from pipeline.errors import UserError
 
 
-class IODataError(FileNotFoundError):
+class IODataError(UserError, FileNotFoundError):
     """A missing or incomplete pretraining folder."""
 
 

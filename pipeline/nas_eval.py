@@ -34,6 +34,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipeline.benchmarks.base import BenchmarkError
+
 
 @dataclass
 class SearchSpaceView:
@@ -81,7 +83,7 @@ def _cost_column(bench) -> str:
     if wanted in cols:
         return wanted
     if not cols:
-        raise ValueError(f"{bench.name} has no training-time column for the search's clock")
+        raise BenchmarkError(f"{bench.name} has no training-time column for the search's clock")
     return cols[0]
 
 

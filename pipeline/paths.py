@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from pipeline.errors import UserError
+
 ENV_VAR = "GNN2GNN_DATA"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,7 +24,7 @@ HOW_TO_GET_DATA = (
 )
 
 
-class DataNotFoundError(FileNotFoundError):
+class DataNotFoundError(UserError, FileNotFoundError):
     """No data directory or benchmark file where we looked; the message lists the places."""
 
 

@@ -1,77 +1,180 @@
-"""A sweep's results folder: three Parquet files, rewritten atomically as trials finish.
+"""A sweep's results folder: a dataset of per-trial Parquet parts.
 
-``<results>/<sweep>/trials.parquet``    one row per trial (config, info, final metrics, status)
-``<results>/<sweep>/epochs.parquet``    one row per trial-epoch
-``<results>/<sweep>/generated.parquet`` the generated cells of every trial
-``<results>/<sweep>/<table>/<trial_id>.parquet`` a trial's extra tables (``latent``: the
-latent features of the benchmark's cells from an IO-embedding trial), written before the
-trial's row
+``<results>/<sweep>/trials/<trial_id>.parquet``     the trial's row (config, info, final
+                                                    metrics, status), written last
+``<results>/<sweep>/epochs/<trial_id>.parquet``     one row per epoch
+``<results>/<sweep>/generated/<trial_id>.parquet``  the trial's generated cells
+``<results>/<sweep>/<table>/<trial_id>.parquet``    extra tables (``latent``, ``reference``, ...)
 
-``trials.parquet`` is written last, so it is the record of what finished: after a crash,
-epoch or cell rows of a trial missing from it are dropped on the next write.
+Each part is written atomically and a trial's row comes last, so the ``trials`` part is
+the record of what finished: parts of a trial without one (a crash between the two) are
+ignored by every reader and overwritten when the trial runs again. Recording a trial
+writes its own parts only, so its cost does not grow with the sweep, and the driver holds
+no rows in memory. Readers (:func:`read_trials`, :func:`read_part`) read each folder as
+one ``pyarrow.dataset`` dataset with the union of the parts' columns.
+
+Folders written before the parts layout (``trials.parquet``, ``epochs.parquet``,
+``generated.parquet`` at the sweep's top) are read too; a trial recorded again in the new
+layout replaces its old row. Nothing converts them; new trials of a resumed old sweep add
+parts beside the old files.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from pipeline.io import atomic_write_parquet
 
+TRIALS = "trials"
+PARTS = ("epochs", "generated")  # per-trial tables every trial has
 
-def _read(path: Path) -> pd.DataFrame:
-    return pd.read_parquet(path) if path.exists() else pd.DataFrame()
+
+def _files(folder: Path) -> list[Path]:
+    """The finished parts of a folder (not the temporary files of a write in progress)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("*.parquet") if not p.name.startswith("."))
+
+
+def read_dataset(files: list[Path]) -> pd.DataFrame:
+    """Parquet files as one dataset, columns unified (a column one part lacks is null)."""
+    if not files:
+        return pd.DataFrame()
+    schema = pa.unify_schemas(
+        [pq.read_schema(f) for f in files], promote_options="permissive"
+    ).remove_metadata()
+    table = ds.dataset([str(f) for f in files], schema=schema, format="parquet").to_table()
+    return table.to_pandas()
+
+
+def _legacy(folder: Path, name: str) -> pd.DataFrame:
+    path = folder / f"{name}.parquet"
+    return pd.read_parquet(path) if path.is_file() else pd.DataFrame()
+
+
+def is_sweep_folder(folder: Path) -> bool:
+    folder = Path(folder)
+    return (folder / "trials.parquet").is_file() or bool(_files(folder / TRIALS))
+
+
+def sweep_folders(results: Path) -> list[Path]:
+    """The sweep folders directly under a results folder, in name order."""
+    results = Path(results)
+    if not results.is_dir():
+        return []
+    return [p for p in sorted(results.iterdir()) if p.is_dir() and is_sweep_folder(p)]
+
+
+def read_trials(folder: Path) -> pd.DataFrame:
+    """Every recorded trial of a sweep, one row each (a part replaces an old-layout row)."""
+    folder = Path(folder)
+    new = read_dataset(_files(folder / TRIALS))
+    old = _legacy(folder, TRIALS)
+    if len(old) and len(new):
+        old = old[~old["trial_id"].isin(set(new["trial_id"]))]
+    frames = [f for f in (old, new) if len(f)]
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def read_part(folder: Path, name: str, trial_ids: set[str] | None = None) -> pd.DataFrame:
+    """A per-trial table (``epochs``, ``generated`` or an extra table such as ``latent``)
+    of the recorded trials (or of ``trial_ids``), with a ``trial_id`` column."""
+    folder = Path(folder)
+    if trial_ids is None:
+        trials = read_trials(folder)
+        trial_ids = set(trials["trial_id"]) if len(trials) else set()
+    files = [f for f in _files(folder / name) if f.stem in trial_ids]
+    new = read_dataset(files)
+    if len(new) and "trial_id" not in new:  # extra tables carry no id column
+        counts = [pq.read_metadata(f).num_rows for f in files]
+        new["trial_id"] = [f.stem for f, n in zip(files, counts, strict=True) for _ in range(n)]
+    old = _legacy(folder, name)
+    if len(old):
+        old = old[old["trial_id"].isin(trial_ids - {f.stem for f in files})]
+    frames = [f for f in (old, new) if len(f)]
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def part_path(folder: Path, name: str, trial_id: str) -> Path:
+    return Path(folder) / name / f"{trial_id}.parquet"
+
+
+def fingerprint(folder: Path) -> str:
+    """sha256 (12 hex) of a sweep's trial records: names the exact results a table shows."""
+    digest = hashlib.sha256()
+    folder = Path(folder)
+    for path in [folder / "trials.parquet", *_files(folder / TRIALS)]:
+        if path.is_file():
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 class ResultsStore:
-    """Parquet results of one sweep (see module docstring)."""
+    """The writer of one sweep's results (see the module docstring)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.trials = _read(self.folder / "trials.parquet")
-        keep = set(self.trials["trial_id"]) if len(self.trials) else set()
-        self.epochs = self._only(_read(self.folder / "epochs.parquet"), keep)
-        self.generated = self._only(_read(self.folder / "generated.parquet"), keep)
-
-    @staticmethod
-    def _only(frame: pd.DataFrame, ids: set[str]) -> pd.DataFrame:
-        if not len(frame):
-            return frame
-        return frame[frame["trial_id"].isin(ids)].reset_index(drop=True)
+        trials = read_trials(self.folder)
+        self._finished = (
+            set(trials.loc[trials["status"] == "ok", "trial_id"]) if len(trials) else set()
+        )
 
     def finished_ids(self) -> set[str]:
         """Trials that completed (status ok): a resumed sweep skips them."""
-        if not len(self.trials):
-            return set()
-        return set(self.trials.loc[self.trials["status"] == "ok", "trial_id"])
+        return set(self._finished)
 
-    @staticmethod
-    def _replace(old: pd.DataFrame, tid: str, new: pd.DataFrame | None) -> pd.DataFrame:
-        """``old`` without trial ``tid``'s rows, plus ``new`` (tagged with ``tid``)."""
-        parts = [old[old["trial_id"] != tid]] if len(old) else []
-        if new is not None and len(new):
-            parts.append(new.assign(trial_id=tid))
-        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-
-    def record(self, row: dict, epochs: pd.DataFrame | None, generated: pd.DataFrame | None):
-        """Add (or replace) one trial's rows and rewrite the three files atomically;
-        trials.parquet last, so it never lists a trial whose other rows are not on disk."""
+    def record(
+        self,
+        row: dict,
+        epochs: pd.DataFrame | None,
+        generated: pd.DataFrame | None,
+        tables: dict[str, Path] | None = None,
+    ) -> None:
+        """One trial's parts (epochs, generated cells, extra tables copied from ``tables``:
+        name -> Parquet file), then its row: the row is on disk only once the rest is."""
         tid = row["trial_id"]
+        for name, frame in zip(PARTS, (epochs, generated), strict=True):
+            path = part_path(self.folder, name, tid)
+            if frame is not None and len(frame):
+                atomic_write_parquet(frame.assign(trial_id=tid), path)
+            else:
+                path.unlink(missing_ok=True)  # a stale part of an earlier attempt
+        for name, source in (tables or {}).items():
+            self.record_table(name, tid, source)
         flat = {k: (json.dumps(v) if isinstance(v, dict | list) else v) for k, v in row.items()}
-        self.epochs = self._replace(self.epochs, tid, epochs)
-        self.generated = self._replace(self.generated, tid, generated)
-        self.trials = self._replace(self.trials, tid, pd.DataFrame([flat]))
-        for name in ("epochs", "generated", "trials"):
-            frame = getattr(self, name)
-            if len(frame):
-                atomic_write_parquet(frame, self.folder / f"{name}.parquet")
+        atomic_write_parquet(pd.DataFrame([flat]), part_path(self.folder, TRIALS, tid))
+        if row.get("status") == "ok":
+            self._finished.add(tid)
 
     def record_table(self, name: str, tid: str, source: Path) -> Path:
         """A trial's extra table (e.g. ``latent``) as ``<folder>/<name>/<trial_id>.parquet``."""
-        out = self.folder / name / f"{tid}.parquet"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_parquet(pd.read_parquet(source), out)
+        if name in (TRIALS, *PARTS):
+            raise ValueError(f"extra table name {name!r} is reserved")
+        out = part_path(self.folder, name, tid)
+        atomic_write_parquet(pq.read_table(source), out)
         return out
+
+
+def experiment_sweeps(results: Path, experiment: str) -> list[tuple[Path, pd.DataFrame]]:
+    """(folder, trials) of every sweep under ``results`` whose trials ran ``experiment``
+    (the ``trainable`` column; folders from before that column count as GNN2GNN's)."""
+    out = []
+    for folder in sweep_folders(results):
+        trials = read_trials(folder)
+        kind = trials["trainable"] if "trainable" in trials else pd.Series(["gnn2gnn"])
+        if (kind.fillna("gnn2gnn") == experiment).any():
+            out.append((folder, trials))
+    return out

@@ -18,9 +18,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.results import ResultsStore
-from pipeline.sweepspec import SweepSpec, Validator, expand, trial_id
+from pipeline.errors import UserError
+from pipeline.experiment import Experiment
+from pipeline.results import PARTS, ResultsStore
+from pipeline.sweepspec import SweepSpec, expand, trial_id
 from pipeline.tracking import SweepTracker
+from pipeline.trial import tune_entry
 
 # Keep the embedded Ray on loopback and quiet (see DESIGN: pitfalls seen here).
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -30,7 +33,7 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "1")
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 
-class SweepError(RuntimeError):
+class SweepError(UserError, RuntimeError):
     """A sweep that cannot start (bad address, results folder in the way, ...)."""
 
 
@@ -128,13 +131,10 @@ def _tune_callback_class():
         def on_trial_start(self, iteration, trials, trial, **info):
             tid = self._tid(trial)
             cfg = trial.config["spec"]["trial"]
-            tags = {
-                "profile": cfg.get("profile"),
-                "benchmark": cfg.get("benchmark"),
-                "dataset": cfg.get("dataset", "cifar10"),
-                "model": cfg.get("model", "gnn2gnn"),
-            }
-            self.runs[tid] = self.tracker.start(tid, cfg, tags)
+            full = self.meta["make_config"](cfg).model_dump(by_alias=True)
+            tags = {k: full[k] for k in self.meta["tag_fields"] if k in full}
+            name = "-".join(f"{k}={full[k]}" for k in self.meta["run_name_fields"] if k in full)
+            self.runs[tid] = self.tracker.start(tid, cfg, tags, f"{name}-{tid}")
             self.started.setdefault(tid, time.time())
             self.progress.running += 1
             self.progress.line(f"started {tid}")
@@ -178,10 +178,8 @@ def _tune_callback_class():
             )
             epochs = pd.read_parquet(folder / "epochs.parquet")
             generated = pd.read_parquet(folder / "generated.parquet")
-            for extra in sorted(folder.glob("*.parquet")):  # before trials.parquet names it
-                if extra.stem not in ("epochs", "generated"):
-                    self.store.record_table(extra.stem, tid, extra)
-            self.store.record(row, epochs, generated)
+            extra = {p.stem: p for p in folder.glob("*.parquet") if p.stem not in PARTS}
+            self.store.record(row, epochs, generated, extra)
             run = self.runs[tid]
             self.tracker.log_metrics(
                 run, {f"final_{k}": v for k, v in metrics.items()}, step=len(epochs)
@@ -234,7 +232,7 @@ class SweepSummary:
 def run_sweep(
     spec: SweepSpec,
     *,
-    trainable: Callable[[dict], None],
+    experiment: Experiment,
     profile: str,
     results: Path,
     benchmark: str | None = None,
@@ -242,10 +240,7 @@ def run_sweep(
     address: str | None = None,
     resume: bool = False,
     max_concurrent: int | None = None,
-    validate_config: Validator | None = None,
-    fail_first_attempt: set[str] | None = None,
     data_dir: str | None = None,
-    progress_metric: str = "mean_acc",
     log: Callable[[str], None] = print,
 ) -> SweepSummary:
     """Run (or resume) every trial of ``spec`` at ``profile``; see the module docstring.
@@ -258,8 +253,15 @@ def run_sweep(
     t0 = time.monotonic()
     results = Path(results).resolve()
     folder = results / spec.name
+    if experiment.name != spec.trainable:
+        raise SweepError(f"sweep {spec.name} runs {spec.trainable}, not {experiment.name}")
     trials = expand(
-        spec, profile, benchmark, dataset, source=spec.name, validate_config=validate_config
+        spec,
+        profile,
+        benchmark,
+        dataset,
+        source=spec.name,
+        validate_config=lambda _, cfg, where: experiment.make_config(cfg, where),
     )
     store = ResultsStore(folder)
     finished = store.finished_ids()
@@ -285,19 +287,14 @@ def run_sweep(
     try:
         has_gpu = ray.cluster_resources().get("GPU", 0) > 0
         resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu if has_gpu else 0}
-        faults = folder / "faults"
         specs = [
             {
+                "experiment": experiment.name,
                 "trial": c,
                 "trial_id": tid,
                 "cpus": spec.resources.cpu,
                 "data_dir": data_dir,
                 "cwd": os.getcwd(),
-                **(
-                    {"fail_first_attempt_marker": str(faults / tid)}
-                    if fail_first_attempt and tid in fail_first_attempt
-                    else {}
-                ),
             }
             for tid, c in pending
         ]
@@ -309,11 +306,14 @@ def run_sweep(
                 "table": spec.table,
                 "versions": json.dumps(versions()),
             },
+            "make_config": experiment.make_config,
+            "tag_fields": experiment.tag_fields,
+            "run_name_fields": experiment.run_name_fields,
         }
-        progress = Progress(spec.name, len(pending), metric=progress_metric, log=log)
+        progress = Progress(spec.name, len(pending), metric=experiment.progress_metric, log=log)
         callback = _tune_callback_class()(store, tracker, meta, progress)
         tuner = tune.Tuner(
-            tune.with_resources(trainable, resources),
+            tune.with_resources(tune_entry, resources),
             param_space={"spec": tune.grid_search(specs)},
             tune_config=tune.TuneConfig(
                 max_concurrent_trials=max_concurrent or 0, reuse_actors=False

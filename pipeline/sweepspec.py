@@ -48,7 +48,9 @@ class SweepSpec(StrictModel):
     name: str = pydantic.Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     table: int | None = None
-    trainable: str = "gnn2gnn"  # a key of trainables.registry(); checked by the validator
+    trainable: str = (
+        "gnn2gnn"  # a key of an experiment (pipeline.experiments); checked by the validator
+    )
     seeds: int | list[int] = 3
     resources: Resources = Resources()
     retries: int = pydantic.Field(1, ge=0)

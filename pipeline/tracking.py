@@ -50,16 +50,14 @@ class SweepTracker:
                 closed += 1
         return closed
 
-    def start(self, trial_id: str, config: dict, tags: dict[str, str]) -> str:
-        """The trial's run (reused if it exists), marked RUNNING, with params and tags."""
+    def start(self, trial_id: str, config: dict, tags: dict[str, str], name: str) -> str:
+        """The trial's run (reused if it exists, else created as ``name``), marked RUNNING,
+        with params and tags."""
         run_id = self._runs.get(trial_id)
         if run_id is None:
-            name = "-".join(
-                f"{k}={config[k]}" for k in ("model", "mu", "tau", "lambda", "seed") if k in config
-            )
             run = self.client.create_run(
                 self.experiment_id,
-                run_name=f"{name}-{trial_id}",
+                run_name=name,
                 tags={"trial_id": trial_id, "sweep": self.sweep},
             )
             run_id = self._runs[trial_id] = run.info.run_id

@@ -78,8 +78,38 @@ def cifar(data_dir):
 @pytest.fixture(scope="session")
 def pretrained(tmp_path_factory, data_dir, cifar):
     """Smoke pretraining through real Ray tasks: (folder, the run's summary)."""
-    from trainables.pretrain import run_pretraining
+    from trainables.infonas.pretrain import run_pretraining
 
     folder = tmp_path_factory.mktemp("pretrain")
     summary = run_pretraining({"profile": "smoke", "data_dir": str(data_dir)}, folder, log=print)
     return folder, summary
+
+
+def install_plugin(folder: Path, module: str, source: str, monkeypatch) -> Path:
+    """An experiment package as a user would install it, without pip: ``<module>.py`` and
+    a ``*.dist-info`` with its ``gnn2gnn.experiments`` entry point in ``folder``, put on
+    ``sys.path`` and ``PYTHONPATH`` (Ray workers and subprocesses find it too)."""
+    from pipeline.experiments import experiments
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{module}.py").write_text(source)
+    info = folder / f"{module}-0.1.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        f"[gnn2gnn.experiments]\n{module} = {module}:EXPERIMENT\n"
+    )
+    monkeypatch.syspath_prepend(str(folder))
+    old = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", str(folder) + (os.pathsep + old if old else ""))
+    experiments.cache_clear()
+    return folder
+
+
+@pytest.fixture
+def plugin(tmp_path, monkeypatch):
+    """Install an experiment plugin for one test: ``plugin(module, source) -> folder``."""
+    from pipeline.experiments import experiments
+
+    yield lambda module, source: install_plugin(tmp_path / "plugin", module, source, monkeypatch)
+    experiments.cache_clear()

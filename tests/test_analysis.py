@@ -9,8 +9,22 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
-from analysis.report import agreement, write_report
-from analysis.tables import mean_ci, published, sweep_tables, to_latex
+from analysis.stats import mean_ci
+from pipeline.report import write_figures, write_report
+from pipeline.results import read_trials
+from trainables.gnn2gnn.render import to_latex, to_markdown
+from trainables.gnn2gnn.report import agreement
+from trainables.gnn2gnn.tables import published, sweep_tables
+
+
+def _rewrite_trials(folder: Path, trials: pd.DataFrame) -> None:
+    """Replace a sweep's trial records (one part per trial, as the store writes them)."""
+    for old in (folder / "trials").glob("*.parquet"):
+        old.unlink()
+    for i in range(len(trials)):
+        row = trials.iloc[[i]]
+        row.to_parquet(folder / "trials" / f"{row['trial_id'].iloc[0]}.parquet", index=False)
+
 
 PAPER = Path(__file__).resolve().parent.parent.parent / "shared" / "papers"
 pytestmark = pytest.mark.slow
@@ -64,8 +78,8 @@ def test_tables_figures_report_from_the_smoke_sweep(smoke_results, tmp_path):
     } <= names
     for png in folder.glob("*.png"):
         assert imread(png).shape[0] > 100
-    # table values are the means over seeds taken straight from trials.parquet
-    trials = pd.read_parquet(results / "smoke" / "trials.parquet")
+    # table values are the means over seeds taken straight from the trial records
+    trials = read_trials(results / "smoke")
     table = pd.read_csv(folder / "table3_smoke.csv").set_index("model")
     for model, g in trials.groupby("model"):
         for m in ("novelty", "top10", "mean_acc"):
@@ -94,21 +108,18 @@ def test_failed_trial_is_shown_as_missing(smoke_results, tmp_path):
     out, _, _ = smoke_results
     results = tmp_path / "results"
     shutil.copytree(out, results)
-    path = results / "smoke" / "trials.parquet"
-    trials = pd.read_parquet(path)
+    trials = read_trials(results / "smoke")
     # what the sweep writes for a trial that kept failing: status, error, no metrics
     failed = trials["model"] == "rnn"
     metric_cols = ["novelty", "top5", "top10", "top50", "acc_n", "mean_acc"]
     trials.loc[failed, "status"] = "failed"
     trials.loc[failed, "error"] = "RuntimeError: boom"
     trials.loc[failed, metric_cols] = np.nan
-    trials.to_parquet(path)
+    _rewrite_trials(results / "smoke", trials)
     (t,) = sweep_tables(results)
     row = t.rows.set_index("model").loc["rnn"]
     assert row["status"] == "missing" and row["seeds"] == 0 and row["failed"] == 1
     assert np.isnan(row["mean_acc_mean"]) and row["mean_acc_paper"] == 89.32
-    from analysis.tables import to_markdown
-
     assert "| rnn | 0 (1 failed) | 0 | missing [96.34]" in to_markdown(t)
     assert agreement(t)["missing"] == 6
 
@@ -166,10 +177,9 @@ def test_lambda_and_robustness_figures_from_small_real_sweeps(tmp_path):
     """Tiny sweeps that declare themselves Table 1 and Table 4 exercise those figures."""
     import yaml
 
-    from analysis.figures import write_figures
+    from pipeline.experiments import get_experiment, validate_trial_config
     from pipeline.sweep import run_sweep
     from pipeline.sweepspec import load_sweep
-    from trainables import registry, validate_trial_config
 
     sweeps = {
         "t1": {
@@ -189,10 +199,9 @@ def test_lambda_and_robustness_figures_from_small_real_sweeps(tmp_path):
         spec = load_sweep(path, validate_trial_config)
         run_sweep(
             spec,
-            trainable=registry()["gnn2gnn"].tune_fn,
+            experiment=get_experiment("gnn2gnn"),
             profile="smoke",
             results=tmp_path / "res",
-            validate_config=validate_trial_config,
         )
     figs = {p.name for p in write_figures(tmp_path / "res", tmp_path / "fig")}
     assert {
@@ -210,8 +219,7 @@ def test_seed_with_no_known_cell_is_counted_not_dropped(smoke_results, tmp_path)
     out, _, _ = smoke_results
     results = tmp_path / "results"
     shutil.copytree(out, results)
-    path = results / "smoke" / "trials.parquet"
-    trials = pd.read_parquet(path)
+    trials = read_trials(results / "smoke")
     # a second seed of molgan that generated no known cell (what a run drifting out of the
     # space records): known-cell metrics NaN, all-cells metrics 0
     extra = trials[trials["model"] == "molgan"].copy()
@@ -219,15 +227,13 @@ def test_seed_with_no_known_cell_is_counted_not_dropped(smoke_results, tmp_path)
     extra[["n_valid", "n_known", "n_unique"]] = 0.0
     extra[["novelty", "uniqueness", "top5", "top10", "top50", "acc_n", "mean_acc"]] = np.nan
     extra[["validity", "top5_all", "top10_all", "top50_all", "acc_n_all"]] = 0.0
-    pd.concat([trials, extra], ignore_index=True).to_parquet(path)
+    _rewrite_trials(results / "smoke", pd.concat([trials, extra], ignore_index=True))
     (t,) = sweep_tables(results)
     row = t.rows.set_index("model").loc["molgan"]
     assert row["seeds"] == 2 and row["known"] == 1
     assert row["top10_n"] == 1 and row["top10_all_n"] == 2
     first = trials.loc[trials["model"] == "molgan", "top10_all"].iloc[0]
     assert row["top10_all_mean"] == pytest.approx(first / 2)  # the empty seed counts as 0
-    from analysis.tables import to_markdown
-
     md = to_markdown(t)
     assert "| molgan | 2 | 1 |" in md and "'known' counts the seeds" in md
     # reference rows close the table, computed from the data

@@ -12,8 +12,10 @@ import torch
 
 from pipeline.iodata import Preprocess, load_io_dataset, mean_baseline_l1, preprocess_network
 from pipeline.models.arch2vec import Arch2Vec
-from trainables import io_embedding
-from trainables.io_embedding import IOTrial, decode_to_cells, make_config
+from pipeline.results import read_part, read_trials
+from trainables import infonas
+from trainables.infonas import IOTrial, make_config
+from trainables.infonas.config import decode_to_cells
 
 
 def test_preprocessing_by_hand():
@@ -93,7 +95,7 @@ def test_io_dataset_splits(pretrained):
 
 @pytest.mark.slow
 def test_pretraining_reruns_nothing_finished(pretrained, data_dir):
-    from trainables.pretrain import run_pretraining
+    from trainables.infonas.pretrain import run_pretraining
 
     folder, _ = pretrained
     nets = pd.read_parquet(folder / "networks.parquet")
@@ -131,19 +133,19 @@ def test_arch2vec_reconstruction_improves(nb101):
         "export": "none",
         "seed": 1,
     }
-    result = io_embedding.run_trial(cfg, bench=nb101)
+    result = infonas.run_trial(cfg, bench=nb101)
     first, last = result.epochs[0], result.epochs[-1]
     assert last["vae_loss"] < first["vae_loss"]
     assert last["ops_acc"] > first["ops_acc"] + 0.1
     assert last["adj_acc"] > first["adj_acc"]
-    again = io_embedding.run_trial(cfg, bench=nb101)  # same seed, same numbers on the CPU
+    again = infonas.run_trial(cfg, bench=nb101)  # same seed, same numbers on the CPU
     assert again.epochs[-1]["vae_loss"] == last["vae_loss"]
 
 
 @pytest.mark.slow
 def test_io_trial_reports_validation_losses_and_baselines(nb101, pretrained):
     folder, _ = pretrained
-    result = io_embedding.run_trial(
+    result = infonas.run_trial(
         {"model": "io-embedding", "profile": "smoke", "io_data": str(folder), "latent_epochs": [1]},
         bench=nb101,
     )
@@ -209,13 +211,13 @@ def test_io_sweep_writes_parquet_tables_and_mlflow(io_sweep):
 
     folder, summary = io_sweep
     assert summary["trials"] == 3 and not summary["failed"]
-    trials = pd.read_parquet(folder / "trials.parquet")
+    trials = read_trials(folder)
     assert sorted(trials["model"]) == ["arch2vec", "arch2vec", "io-embedding"]
     assert sorted(trials["same_batches"]) == [False, False, True]
     assert (trials["status"] == "ok").all() and (trials["trainable"] == "io_embedding").all()
     io_rows = trials[trials["model"] == "io-embedding"]
     assert io_rows["val_l1_unseen_images"].notna().all()
-    epochs = pd.read_parquet(folder / "epochs.parquet")
+    epochs = read_part(folder, "epochs")
     assert set(epochs["trial_id"]) == set(trials["trial_id"])
     for name in ("latent", "prediction", "search"):
         for tid in trials["trial_id"]:
@@ -230,9 +232,9 @@ def test_io_sweep_writes_parquet_tables_and_mlflow(io_sweep):
 
 @pytest.mark.slow
 def test_infonas_tables_and_figures_from_the_sweep(io_sweep, tmp_path):
-    from analysis.infonas import per_trial
-    from analysis.report import write_report
-    from analysis.tables import mean_ci
+    from analysis.stats import mean_ci
+    from pipeline.report import write_report
+    from trainables.infonas.analysis import per_trial
 
     folder, _ = io_sweep
     report = write_report(folder.parent, tmp_path)

@@ -9,13 +9,13 @@ from scipy.stats import pearsonr
 from sklearn.ensemble import RandomForestRegressor
 
 from pipeline import nas_eval
-from trainables import io_embedding
+from trainables import infonas
 
 
 @pytest.fixture(scope="module")
 def view(nb101):
     """Latent features of the labelled cells from a small real arch2vec (smoke scale)."""
-    result = io_embedding.run_trial(
+    result = infonas.run_trial(
         {
             "model": "arch2vec",
             "profile": "smoke",

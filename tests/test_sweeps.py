@@ -14,12 +14,12 @@ import urllib.request
 from pathlib import Path
 
 import mlflow
-import pandas as pd
 import pytest
 
 from pipeline.config import ConfigError
+from pipeline.experiments import get_experiment, validate_trial_config
+from pipeline.results import read_part, read_trials
 from pipeline.sweepspec import expand, load_sweep
-from trainables import validate_trial_config
 
 ROOT = Path(__file__).resolve().parent.parent
 GNN2GNN = [sys.executable, "-m", "pipeline.cli"]
@@ -55,9 +55,9 @@ def test_smoke_sweep_writes_parquet_and_mlflow(smoke_results):
     out, summary, log = smoke_results
     folder = out / "smoke"
     assert summary["trials"] == 4 and summary["failed"] == []
-    trials = pd.read_parquet(folder / "trials.parquet")
-    epochs = pd.read_parquet(folder / "epochs.parquet")
-    generated = pd.read_parquet(folder / "generated.parquet")
+    trials = read_trials(folder)
+    epochs = read_part(folder, "epochs")
+    generated = read_part(folder, "generated")
     assert len(trials) == 4 and set(trials.status) == {"ok"}
     assert set(trials.model) == {"gnn2gnn", "molgan", "rnn", "random"}
     for col in (
@@ -164,15 +164,46 @@ def _write_sweep(path: Path, **fields) -> Path:
     return path
 
 
-def test_failed_trial_is_retried_then_recorded_and_others_go_on(tmp_path):
+FLAKY = """
+import os
+from pathlib import Path
+
+from pipeline.experiment import Experiment
+from trainables.gnn2gnn import EXPERIMENT as GNN2GNN
+
+
+def run_trial(config, reporter=None, progress=False):
+    # the trial with er_p 0.3 raises on its first attempt only (a marker file remembers)
+    marker = Path(os.environ["FLAKY_MARKERS"]) / str(config["er_p"])
+    if config["er_p"] == 0.3 and not marker.exists():
+        marker.write_text("failed once")
+        raise RuntimeError("injected failure on the first attempt")
+    return GNN2GNN.run_trial(config, reporter=reporter, progress=progress)
+
+
+EXPERIMENT = Experiment(
+    name="flaky",
+    config=GNN2GNN.config,
+    profiles=GNN2GNN.profiles,
+    run_trial=run_trial,
+    run_name_fields=("er_p", "seed"),
+)
+"""
+
+
+def test_failed_trial_is_retried_then_recorded_and_others_go_on(tmp_path, plugin, monkeypatch):
+    """A plugin experiment (the fault lives in the test, not in the pipeline) fails once."""
     from pipeline.sweep import run_sweep
     from pipeline.sweepspec import trial_id
-    from trainables import registry
 
+    plugin("flaky_experiment", FLAKY.replace('name="flaky"', 'name="flaky_experiment"'))
+    (tmp_path / "markers").mkdir()
+    monkeypatch.setenv("FLAKY_MARKERS", str(tmp_path / "markers"))
     spec = load_sweep(
         _write_sweep(
             tmp_path / "faults.yaml",
             name="faults",
+            trainable="flaky_experiment",
             variants=[
                 {"er_p": 0.3},
                 {"er_p": 0.5},
@@ -185,15 +216,13 @@ def test_failed_trial_is_retried_then_recorded_and_others_go_on(tmp_path):
     flaky = trial_id(trials[0])
     summary = run_sweep(
         spec,
-        trainable=registry()["gnn2gnn"].tune_fn,
+        experiment=get_experiment("flaky_experiment"),
         profile="smoke",
         results=tmp_path / "res",
-        fail_first_attempt={flaky},
-        validate_config=validate_trial_config,
         max_concurrent=2,
     )
     folder = tmp_path / "res" / "faults"
-    table = pd.read_parquet(folder / "trials.parquet").set_index("trial_id")
+    table = read_trials(folder).set_index("trial_id")
     assert len(table) == 3
     assert table.loc[flaky, "status"] == "ok" and table.loc[flaky, "attempts"] == 2
     broken = trial_id(trials[2])
@@ -202,6 +231,7 @@ def test_failed_trial_is_retried_then_recorded_and_others_go_on(tmp_path):
     assert "no data directory found" in table.loc[broken, "error"]
     runs = {r.data.tags["trial_id"]: r for r in _runs(folder, "faults")}
     assert runs[broken].info.status == "FAILED" and runs[flaky].info.status == "FINISHED"
+    assert runs[flaky].info.run_name.startswith("er_p=0.3-seed=0-")  # the plugin's fields
 
 
 def test_killed_driver_resumes_without_duplicates(tmp_path):
@@ -220,14 +250,14 @@ def test_killed_driver_resumes_without_duplicates(tmp_path):
     proc = subprocess.Popen(
         cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
-    trials_file = results / "smoke" / "trials.parquet"
+    trials_dir = results / "smoke" / "trials"
     deadline = time.time() + 300
-    while time.time() < deadline and not trials_file.exists():
+    while time.time() < deadline and not list(trials_dir.glob("*.parquet")):
         time.sleep(0.5)
-    assert trials_file.exists(), "no trial finished before the deadline"
+    assert list(trials_dir.glob("*.parquet")), "no trial finished before the deadline"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    done_before = set(pd.read_parquet(trials_file).trial_id)
+    done_before = set(read_trials(results / "smoke").trial_id)
     assert 1 <= len(done_before) < 4
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert "already holds" in again.stderr and again.returncode == 2  # no silent re-run
@@ -235,9 +265,9 @@ def test_killed_driver_resumes_without_duplicates(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     summary = json.loads(res.stdout.strip().splitlines()[-1])
     assert summary["skipped_finished"] == len(done_before)
-    trials = pd.read_parquet(trials_file)
+    trials = read_trials(results / "smoke")
     assert len(trials) == 4 and trials.trial_id.is_unique and set(trials.status) == {"ok"}
-    epochs = pd.read_parquet(results / "smoke" / "epochs.parquet")
+    epochs = read_part(results / "smoke", "epochs")
     assert len(epochs) == 7 and not epochs.duplicated(["trial_id", "epoch"]).any()
     runs = _runs(results / "smoke", "smoke")
     tids = [r.data.tags["trial_id"] for r in runs]
@@ -342,7 +372,7 @@ def test_ray_job_submit_to_a_local_head_node(tmp_path, data_dir):
             timeout=600,
         )
         assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
-        trials = pd.read_parquet(results / "smoke" / "trials.parquet")
+        trials = read_trials(results / "smoke")
         assert len(trials) == 4 and set(trials.status) == {"ok"}
     finally:
         os.killpg(head.pid, signal.SIGTERM)

@@ -17,10 +17,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.cells import Cell
+from pipeline.errors import UserError
 from pipeline.spaces import SearchSpace
 
 
-class BenchmarkError(ValueError):
+class BenchmarkError(UserError, ValueError):
     """A missing or malformed benchmark file, or a bad request (unknown label, data set)."""
 
 

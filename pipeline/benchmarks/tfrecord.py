@@ -18,12 +18,14 @@ from pathlib import Path
 import google_crc32c
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
+from pipeline.errors import UserError
+
 _MASK_DELTA = 0xA282EAD8
 _HEADER = struct.Struct("<QI")
 _FOOTER = struct.Struct("<I")
 
 
-class TFRecordError(ValueError):
+class TFRecordError(UserError, ValueError):
     """A malformed TFRecord file; the message names the file and the byte offset."""
 
 

@@ -1,7 +1,7 @@
 """Info-NAS results from an ``io_embedding`` sweep folder: tables and figures.
 
-Reads only Parquet: ``trials.parquet`` and ``epochs.parquet`` of the sweep, and the per-trial
-tables ``prediction/<trial_id>.parquet`` and ``search/<trial_id>.parquet`` the trials wrote.
+Reads only Parquet (:mod:`pipeline.results`): the sweep's trials and epochs, and the
+per-trial tables ``prediction`` and ``search`` the trials wrote.
 
 Tables (Markdown, CSV, LaTeX), each mean +- half-width of the 95% Student-t interval (n):
 - ``infonas_prediction``: RMSE and Pearson r per model and train size over trial seeds x
@@ -28,7 +28,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from analysis.figures import save_figure  # noqa: E402
-from analysis.tables import folder_fingerprint, mean_ci, tex_escape  # noqa: E402
+from analysis.render import write_frame  # noqa: E402
+from analysis.stats import mean_ci, t_half_width  # noqa: E402
+from pipeline.results import experiment_sweeps, fingerprint, read_part, read_trials  # noqa: E402
 
 REFERENCE = {"rmse": 0.018, "pearson_r": 0.67}  # arch2vec paper, as quoted by Info-NAS
 MODELS = ("arch2vec", "arch2vec (IO batches)", "io-embedding")
@@ -36,18 +38,13 @@ MODELS = ("arch2vec", "arch2vec (IO batches)", "io-embedding")
 
 def io_sweeps(results: Path) -> list[Path]:
     """Sweep folders under ``results`` whose trials are IO-embedding trials."""
-    out = []
-    for f in sorted(Path(results).glob("*/trials.parquet")):
-        trials = pd.read_parquet(f, columns=None)
-        if "trainable" in trials and (trials["trainable"] == "io_embedding").any():
-            out.append(f.parent)
-    return out
+    return [folder for folder, _ in experiment_sweeps(results, "io_embedding")]
 
 
 def _ok_trials(folder: Path) -> pd.DataFrame:
     """Finished trials; ``model`` is the display label (arch2vec on the IO model's batches
     reads ``arch2vec (IO batches)``)."""
-    trials = pd.read_parquet(folder / "trials.parquet")
+    trials = read_trials(folder)
     trials = trials[trials["status"] == "ok"].copy()
     if "same_batches" in trials:
         same = trials["same_batches"].fillna(False).astype(bool)
@@ -58,13 +55,11 @@ def _ok_trials(folder: Path) -> pd.DataFrame:
 def per_trial(folder: Path, name: str) -> pd.DataFrame:
     """Concatenate ``<folder>/<name>/<trial_id>.parquet`` of finished trials, with model/seed."""
     trials = _ok_trials(folder)
-    parts = []
-    for _, t in trials.iterrows():
-        path = folder / name / f"{t['trial_id']}.parquet"
-        if path.is_file():
-            frame = pd.read_parquet(path)
-            parts.append(frame.assign(trial_id=t["trial_id"], model=t["model"], seed=t["seed"]))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    frame = read_part(folder, name, set(trials["trial_id"]))
+    if frame.empty:
+        return frame
+    frame = frame.drop(columns=[c for c in ("model", "seed") if c in frame])  # the trial's
+    return frame.merge(trials[["trial_id", "model", "seed"]], on="trial_id")
 
 
 def _fmt(values, digits: int = 4) -> str:
@@ -84,7 +79,7 @@ def _caption(folder: Path, trials: pd.DataFrame, what: str) -> str:
         f"{what}. Sweep `{folder.name}`, NAS-Bench-101 CIFAR-10, label `{label}` "
         f"(known for {100 * float(cov):.1f}% of cells; evaluations use labelled cells only), "
         f"profile `{profile}`; mean ± 95% t-interval half-width (n). "
-        f"trials.parquet sha256 {folder_fingerprint(folder)}."
+        f"results fingerprint {fingerprint(folder)}."
     )
 
 
@@ -181,35 +176,6 @@ def search_table(folder: Path) -> tuple[pd.DataFrame, str]:
     return pd.DataFrame(rows), cap
 
 
-def _markdown(frame: pd.DataFrame, caption: str, title: str) -> str:
-    shown = frame[[c for c in frame.columns if not c.endswith("_mean")]]
-    head = "| " + " | ".join(map(str, shown.columns)) + " |"
-    sep = "|" + "---|" * len(shown.columns)
-    body = [
-        "| " + " | ".join("" if v is None else str(v) for v in r) + " |"
-        for r in shown.itertuples(index=False)
-    ]
-    return "\n".join([f"### {title}", "", caption, "", head, sep, *body, ""])
-
-
-def _latex(frame: pd.DataFrame, caption: str) -> str:
-    shown = frame[[c for c in frame.columns if not c.endswith("_mean")]]
-
-    def esc(v) -> str:
-        return tex_escape("" if v is None else str(v))
-
-    lines = [
-        "% " + caption.replace("\n", " "),
-        r"\begin{tabular}{" + "l" * len(shown.columns) + "}",
-        r"\hline",
-        " & ".join(esc(c) for c in shown.columns) + r" \\",
-        r"\hline",
-    ]
-    lines += [" & ".join(esc(v) for v in r) + r" \\" for r in shown.itertuples(index=False)]
-    lines += [r"\hline", r"\end{tabular}"]
-    return "\n".join(lines) + "\n"
-
-
 TABLE_BUILDERS = {
     "prediction": prediction_table,
     "training": training_table,
@@ -227,17 +193,8 @@ def write_infonas_tables(
         for name, build in TABLE_BUILDERS.items():
             frame, caption = build(folder)
             stem = out / f"infonas_{name}_{folder.name}"
-            if "md" in formats:
-                stem.with_suffix(".md").write_text(
-                    _markdown(frame, caption, f"Info-NAS {name} ({folder.name})")
-                )
-                written.append(stem.with_suffix(".md"))
-            if "csv" in formats:
-                frame.to_csv(stem.with_suffix(".csv"), index=False)
-                written.append(stem.with_suffix(".csv"))
-            if "tex" in formats:
-                stem.with_suffix(".tex").write_text(_latex(frame, caption))
-                written.append(stem.with_suffix(".tex"))
+            title = f"Info-NAS {name} ({folder.name})"
+            written += write_frame(frame, stem, formats, caption, title)
     return written
 
 
@@ -279,7 +236,7 @@ def regret_curves(folder: Path, out: Path) -> Path | None:
     k = 0
     for (model, method), g in search.groupby(["model", "method"]):
         stats = g.groupby("time")["regret"].agg(["mean", "std", "count"])
-        half = 1.96 * stats["std"] / np.sqrt(stats["count"])
+        half = np.nan_to_num(t_half_width(stats["std"], stats["count"]))
         ls = "-" if method == "reinforce" else ":"
         ax.plot(stats.index, stats["mean"], ls, color=f"C{k // 2}", label=f"{model} {method}")
         ax.fill_between(
@@ -297,8 +254,8 @@ def regret_curves(folder: Path, out: Path) -> Path | None:
 
 
 def _epochs(folder: Path) -> pd.DataFrame:
-    epochs = pd.read_parquet(folder / "epochs.parquet")
     trials = _ok_trials(folder)[["trial_id", "model"]]
+    epochs = read_part(folder, "epochs", set(trials["trial_id"]))
     return epochs.merge(trials, on="trial_id")
 
 
@@ -313,7 +270,7 @@ def validation_loss_curves(folder: Path, out: Path) -> Path | None:
         (axes[1], "unseen_networks", "unseen networks"),
     ):
         stats = io.groupby("epoch")[f"val_l1_{key}"].agg(["mean", "std", "count"])
-        half = 1.96 * stats["std"].fillna(0) / np.sqrt(stats["count"])
+        half = np.nan_to_num(t_half_width(stats["std"], stats["count"]))
         ax.plot(stats.index, stats["mean"], marker=".", label="IO model")
         ax.fill_between(stats.index, stats["mean"] - half, stats["mean"] + half, alpha=0.2)
         base = io.groupby("epoch")[f"baseline_l1_{key}"].mean()
@@ -359,3 +316,14 @@ def write_infonas_figures(results: Path, out: Path) -> list[Path]:
         ):
             written.append(fn(folder, out))
     return [p for p in written if p is not None]
+
+
+def report_sections(results: Path, written: list[Path]) -> list[str]:
+    """The Info-NAS part of ``report.md``: each table written, inline."""
+    tables = [p for p in written if p.name.startswith("infonas_") and p.suffix == ".md"]
+    if not tables:
+        return []
+    lines = ["## Info-NAS (IO-embedding sweeps)", ""]
+    for p in tables:
+        lines += [p.read_text(), f"([{p.name}]({p.name}), with .csv and .tex beside it)", ""]
+    return lines

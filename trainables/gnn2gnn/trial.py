@@ -35,184 +35,20 @@ from __future__ import annotations
 import copy
 import math
 import time
-from typing import Literal
 
 import numpy as np
-import pydantic
 import torch
 import torch.nn.functional as F
 
 from pipeline.benchmarks import Benchmark, load_benchmark
 from pipeline.cells import table_to_dense
-from pipeline.config import StrictModel, validate
 from pipeline.decode import CellDecoder, TranslatingDecoder
 from pipeline.metrics import Reference, generation_metrics, reference_metrics
-from pipeline.models import (
-    Discriminator,
-    ErdosRenyiGenerator,
-    Generator,
-    Graphs,
-    MolGANGenerator,
-    RNNGenerator,
-    Valuer,
-)
+from pipeline.models import Discriminator, Generator, Graphs, Valuer
 from pipeline.spaces import OP_TRANSFER
-from trainables.common import Reporter, TrialResult, pick_device, run_under_tune
-
-# Scale profiles change only sizes: epochs, how much of the training split, sample counts.
-PROFILES: dict[str, dict] = {
-    "smoke": {"epochs": 2, "max_train_cells": 256, "num_generated": 200, "epoch_generated": 200},
-    "cpu": {"epochs": 20, "max_train_cells": 4000, "num_generated": 1000},
-    "paper": {"epochs": 20, "max_train_cells": None, "num_generated": 1000},
-}
-
-# Acc_n threshold (percent) per (benchmark, data set); the paper uses 90 on CIFAR-10.
-DEFAULT_ACC_THRESHOLD = {"cifar10": 90.0, "cifar100": 70.0, "ImageNet16-120": 40.0}
-
-
-class GNN2GNNConfig(StrictModel):
-    """Typed config of one trial. ``lambda`` is accepted as the key for ``lam``."""
-
-    model_config = pydantic.ConfigDict(extra="forbid", populate_by_name=True)
-
-    benchmark: Literal["nasbench101", "natsbench"] = "nasbench101"
-    dataset: Literal["cifar10", "cifar100", "ImageNet16-120"] = "cifar10"
-    label: str | None = None
-    data_dir: str | None = None
-    model: Literal["gnn2gnn", "molgan", "rnn", "random"] = "gnn2gnn"
-    mu: int = pydantic.Field(2, ge=1, le=8, description="generator graph convolutions")
-    tau: float = pydantic.Field(0.1, gt=0, description="Gumbel-softmax temperature")
-    lam: float = pydantic.Field(0.1, ge=0, le=1, alias="lambda", description="GAN/reward mix")
-    valuer: Literal["C", "R"] = "C"
-    top_n_removed: float = pydantic.Field(10.0, ge=0, lt=100)
-    train_fraction: float = pydantic.Field(0.75, gt=0, le=1)
-    split_seed: int | None = pydantic.Field(
-        0, description="seed of the data split, validation part and subsample (None: seed)"
-    )
-    val_fraction: float = pydantic.Field(
-        0.1, ge=0, lt=1, description="part of the training split kept for model selection"
-    )
-    protocol: Literal["clean", "authors"] = pydantic.Field(
-        "clean", description="clean, or the authors' evaluation (leaks test labels)"
-    )
-    epochs: int = pydantic.Field(20, ge=1)
-    batch_size: int = pydantic.Field(32, ge=1)
-    optimizer: Literal["sgd", "adam"] = "sgd"
-    lr: float = pydantic.Field(0.001, gt=0)
-    lr_critic: float | None = pydantic.Field(
-        None, gt=0, description="learning rate of D and V (two time-scales); None: lr"
-    )
-    momentum: float = pydantic.Field(0.0, ge=0, lt=1)
-    weight_decay: float = pydantic.Field(0.0, ge=0)
-    warmup_fraction: float = pydantic.Field(0.5, ge=0, le=1, description="lambda=1 phase")
-    hidden: int = pydantic.Field(100, ge=1, description="hidden size of the generator")
-    critic_hidden: int = pydantic.Field(32, ge=1, description="hidden size of D and V")
-    noise_dim: int = pydantic.Field(100, ge=1, description="random node feature size")
-    noise: Literal["uniform", "normal"] = pydantic.Field(
-        "uniform", description="distribution of the generator's random node features"
-    )
-    edge_scorer: Literal["softmax", "sigmoid"] = pydantic.Field(
-        "softmax", description="bounded softmax-over-incoming-edges scorer, or a sigmoid"
-    )
-    pooling: Literal["mean", "sum"] = pydantic.Field("mean", description="critics' pooling")
-    critic_dropout: float = pydantic.Field(0.2, ge=0, lt=1, description="after pooling")
-    minibatch_std: bool = pydantic.Field(True, description="minibatch-std feature in D")
-    entropy_weight: float = pydantic.Field(
-        0.0, ge=0, description="bonus on the entropy of G's edge and op distributions"
-    )
-    spectral_norm: bool = pydantic.Field(False, description="spectral norm in D and V")
-    num_nodes: int | None = pydantic.Field(None, ge=2, description="N; default: space max")
-    nu: int = pydantic.Field(2, ge=1, description="critic graph convolutions")
-    valuer_on_generated: bool = pydantic.Field(
-        True, description="also train V on generated cells (labels as the protocol allows)"
-    )
-    er_p: float = pydantic.Field(0.4, gt=0, lt=1, description="Erdos-Renyi edge probability")
-    num_generated: int = pydantic.Field(1000, ge=1, description="K cells for the metrics")
-    epoch_generated: int = pydantic.Field(
-        5000, ge=1, description="cells generated each epoch (curves, model selection)"
-    )
-    max_train_cells: int | None = pydantic.Field(None, ge=1)
-    acc_threshold: float | None = None
-    eval_benchmark: Literal["nasbench101", "natsbench"] | None = pydantic.Field(
-        None, description="evaluate generated cells on another benchmark (transfer)"
-    )
-    eval_dataset: Literal["cifar10", "cifar100", "ImageNet16-120"] | None = None
-    seed: int = 0
-    profile: Literal["smoke", "cpu", "paper"] = "paper"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-
-    @pydantic.model_validator(mode="after")
-    def _check(self) -> GNN2GNNConfig:
-        if self.benchmark == "nasbench101" and self.dataset != "cifar10":
-            raise ValueError("NAS-Bench-101 has CIFAR-10 only")
-        if self.eval_benchmark == "nasbench101" and self.eval_dataset not in (None, "cifar10"):
-            raise ValueError("NAS-Bench-101 has CIFAR-10 only")
-        target = self.eval_benchmark or self.benchmark
-        if target != self.benchmark and (self.benchmark, target) not in OP_TRANSFER:
-            raise ValueError(f"no op mapping from {self.benchmark} to {target}")
-        return self
-
-
-def make_config(data: dict, source: str = "trial config") -> GNN2GNNConfig:
-    """Validate a config dict; the profile's sizes fill fields the dict does not set."""
-    data = dict(data)
-    profile = data.get("profile", "paper")
-    if profile not in PROFILES:
-        return validate(GNN2GNNConfig, data, source)  # reports the bad profile
-    merged = {**{k: v for k, v in PROFILES[profile].items()}, **data}
-    return validate(GNN2GNNConfig, merged, source)
-
-
-def build_generator(cfg: GNN2GNNConfig, num_ops: int, n: int) -> torch.nn.Module:
-    kw = {"num_ops": num_ops, "num_nodes": n}
-    if cfg.model == "gnn2gnn":
-        return Generator(
-            **kw,
-            mu=cfg.mu,
-            tau=cfg.tau,
-            noise_dim=cfg.noise_dim,
-            hidden=cfg.hidden,
-            edge_scorer=cfg.edge_scorer,
-            noise=cfg.noise,
-        )
-    if cfg.model == "molgan":
-        return MolGANGenerator(**kw, tau=cfg.tau, noise_dim=cfg.noise_dim, hidden=2 * cfg.hidden)
-    if cfg.model == "rnn":
-        return RNNGenerator(**kw, tau=cfg.tau, noise_dim=cfg.noise_dim, hidden=cfg.hidden)
-    return ErdosRenyiGenerator(**kw, p=cfg.er_p)
-
-
-def _optimizer(cfg: GNN2GNNConfig, params, lr: float) -> torch.optim.Optimizer:
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay, fused=True)
-    return torch.optim.SGD(
-        params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, fused=True
-    )
-
-
-def lambda_at(epoch: int, cfg: GNN2GNNConfig) -> float:
-    """lambda for a 0-based epoch: 1 during the first warmup_fraction of the epochs."""
-    return 1.0 if epoch < math.ceil(cfg.warmup_fraction * cfg.epochs) else cfg.lam
-
-
-@torch.no_grad()
-def generate(
-    gen: torch.nn.Module,
-    k: int,
-    decoder: CellDecoder,
-    generator: torch.Generator,
-    chunk: int = 4096,
-) -> tuple[np.ndarray, list[str | None]]:
-    """K generated cells: their keys and canonical hashes (None = invalid)."""
-    was_training = gen.training
-    gen.eval()
-    keys, hashes = [], []
-    for start in range(0, k, chunk):
-        dec = decoder.decode(gen(min(chunk, k - start), generator))
-        keys.append(dec.keys)
-        hashes.extend(dec.hashes)
-    gen.train(was_training)
-    return np.concatenate(keys), hashes
+from pipeline.trial import Reporter, TrialResult, pick_device
+from trainables.gnn2gnn.config import DEFAULT_ACC_THRESHOLD, GNN2GNNConfig
+from trainables.gnn2gnn.parts import build_generator, choose_rows, generate, lambda_at, optimizer
 
 
 class Trial:
@@ -228,7 +64,9 @@ class Trial:
         self.n = cfg.num_nodes or space.max_vertices
         self.split_seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
         self.split = self.bench.split(cfg.top_n_removed, cfg.train_fraction, self.split_seed)
-        self._choose_rows()
+        r = choose_rows(cfg, self.split, self.bench, self.split_seed)
+        self.train_rows, self.train_strong, self.val_rows = r.train, r.train_strong, r.val
+        self.strong_threshold, self.val_strong_hashes = r.strong_threshold, r.val_strong_hashes
         rows, strong = self.train_rows, self.train_strong
         x, a, m = table_to_dense(
             self.bench.ops[rows],
@@ -259,11 +97,11 @@ class Trial:
         self.valuer = Valuer(**critic, mode=cfg.valuer).to(dev)
         self.trainable = cfg.model != "random"
         if self.trainable:
-            self.opt_g = _optimizer(cfg, self.gen.parameters(), cfg.lr)
+            self.opt_g = optimizer(cfg, self.gen.parameters(), cfg.lr)
             # D and V share no parameters and their losses see generated cells detached, so
             # one backward of d_loss + v_loss and one optimiser step over both is exactly
             # their two separate updates, at half the per-step overhead.
-            self.opt_dv = _optimizer(
+            self.opt_dv = optimizer(
                 cfg, [*self.disc.parameters(), *self.valuer.parameters()], cfg.lr_critic or cfg.lr
             )
         self.sampler = torch.Generator(device=dev).manual_seed(cfg.seed)
@@ -293,28 +131,6 @@ class Trial:
         self.reference = Reference.build(self.eval_bench, eval_train, thr)
         self.best_acc = float(self.acc.max())
         self.gen_target = self._valuer_target_table()
-
-    def _choose_rows(self) -> None:
-        """Training rows and the validation part, both from the training split and seeded by
-        ``split_seed``: a ``val_fraction`` of the split is kept for model selection, at most
-        ``max_train_cells`` of the rest are trained on, and training-split cells left out by
-        that cap join the validation part (more validation cells, a less noisy selection)."""
-        cfg, split = self.cfg, self.split
-        rng = np.random.default_rng(self.split_seed + 1)
-        n = len(split.train)
-        perm = rng.permutation(n)
-        n_val = int(round(n * cfg.val_fraction))
-        train_pick = np.sort(perm[n_val:])
-        if cfg.max_train_cells is not None and len(train_pick) > cfg.max_train_cells:
-            train_pick = np.sort(rng.choice(train_pick, cfg.max_train_cells, replace=False))
-        val_pick = np.setdiff1d(np.arange(n), train_pick)
-        self.train_rows, self.train_strong = split.train[train_pick], split.strong[train_pick]
-        self.val_rows = split.train[val_pick]
-        # strong validation cells: at least the weakest strong cell of the training split
-        strong_acc = self.bench.accuracy[split.train[split.strong]]
-        self.strong_threshold = float(strong_acc.min()) if len(strong_acc) else math.inf
-        val_strong = self.val_rows[self.bench.accuracy[self.val_rows] >= self.strong_threshold]
-        self.val_strong_hashes = set(self.bench.hashes[val_strong].tolist())
 
     def _valuer_target_table(self) -> np.ndarray:
         """V's target for a generated cell, by benchmark row (the last two entries: rows -2,
@@ -556,15 +372,7 @@ def run_trial(
     bench: Benchmark | None = None,
 ) -> TrialResult:
     """Validate ``config``, train one trial, and return its result."""
-    cfg = make_config(config)
+    from trainables.gnn2gnn import EXPERIMENT
+
+    cfg = EXPERIMENT.make_config(config)
     return Trial(cfg, bench).run(reporter, progress)
-
-
-def validate_config(config: dict, where: str = "trial config") -> GNN2GNNConfig:
-    """Validate a trial config (ConfigError naming ``where`` and the field)."""
-    return make_config(config, where)
-
-
-def tune_trial(config: dict) -> None:
-    """Ray Tune entry point (see :func:`trainables.common.run_under_tune`)."""
-    run_under_tune(config, run_trial)

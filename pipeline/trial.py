@@ -1,4 +1,7 @@
-"""What every kind of trial shares: its result, the device choice, the Ray Tune entry."""
+"""What every kind of trial shares: its result, the device choice, the Ray Tune entry.
+
+The Ray Tune entry (:func:`tune_entry`) finds the trial's experiment by name in the
+registry (:mod:`pipeline.experiments`), so the core never imports an experiment."""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+
+from pipeline.config import ConfigError
 
 Reporter = Callable[[dict], None]
 
@@ -30,12 +35,13 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but no CUDA device is available")
+        raise ConfigError("device 'cuda' requested but no CUDA device is available")
     return torch.device(name)
 
 
-def run_under_tune(config: dict, run_trial: Callable[..., TrialResult]) -> None:
-    """Ray Tune entry: ``config["spec"]`` = {"trial": <trial config>, "trial_id", ...}.
+def tune_entry(config: dict) -> None:
+    """Ray Tune entry: ``config["spec"]`` = {"experiment", "trial": <trial config>,
+    "trial_id", "cpus", "data_dir", "cwd"}.
 
     Reports every epoch to Tune, then a final result with a checkpoint folder holding the
     trial's files (result.json, epochs/generated and extra Parquet tables, model.pt), which
@@ -49,17 +55,12 @@ def run_under_tune(config: dict, run_trial: Callable[..., TrialResult]) -> None:
     import ray
     from ray import tune
 
+    from pipeline.experiments import get_experiment
     from pipeline.io import write_trial_outputs
 
     spec = config["spec"]
+    run_trial = get_experiment(spec["experiment"]).run_trial
     trial_cfg = dict(spec["trial"])
-    fail_marker = spec.get("fail_first_attempt_marker")
-    if fail_marker:  # fault-tolerance hook for tests: the first attempt raises
-        marker = Path(fail_marker)
-        if not marker.exists():
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.write_text("failed once")
-            raise RuntimeError("injected failure on the first attempt")
     if spec.get("data_dir") and not trial_cfg.get("data_dir"):
         trial_cfg["data_dir"] = spec["data_dir"]
     if spec.get("cwd") and Path(spec["cwd"]).is_dir():

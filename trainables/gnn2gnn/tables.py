@@ -19,14 +19,15 @@ benchmark, and cells copied from the training split.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from analysis.stats import mean_ci
+from pipeline.results import experiment_sweeps, fingerprint, read_part
 
 PUBLISHED_CSV = Path(__file__).with_name("published.csv")
 METRICS = (
@@ -112,24 +113,6 @@ def published(table: int) -> pd.DataFrame:
     return frame[frame["table"] == table].reset_index(drop=True)
 
 
-def mean_ci(values: np.ndarray) -> tuple[float, float, int]:
-    """(mean, half-width of the 95% Student-t interval or NaN, n) over non-NaN values."""
-    v = np.asarray(values, dtype=float)
-    v = v[~np.isnan(v)]
-    n = len(v)
-    if n == 0:
-        return math.nan, math.nan, 0
-    if n == 1:
-        return float(v[0]), math.nan, 1
-    half = stats.t.ppf(0.975, n - 1) * v.std(ddof=1) / math.sqrt(n)
-    return float(v.mean()), float(half), n
-
-
-def folder_fingerprint(folder: Path) -> str:
-    """sha256 (12 hex) of the sweep's trials.parquet: names the exact results a table shows."""
-    return hashlib.sha256((Path(folder) / "trials.parquet").read_bytes()).hexdigest()[:12]
-
-
 def _key(row, keys) -> tuple:
     out = []
     for k in keys:
@@ -167,19 +150,12 @@ def reference_rows(trials: pd.DataFrame, folder: Path) -> pd.DataFrame:
     """The reference rows of a sweep: each finished trial's ``reference`` table, averaged per
     reference and per group of :data:`REFERENCE_KEYS` (they are equal across seeds when the
     split seed is fixed)."""
-    parts = []
     ok = trials[trials["status"] == "ok"].set_index("trial_id")
-    for path in sorted((Path(folder) / "reference").glob("*.parquet")):
-        tid = path.stem
-        if tid not in ok.index:
-            continue
-        ref = pd.read_parquet(path)
-        for key in REFERENCE_KEYS:
-            ref[key] = ok.at[tid, key] if key in ok.columns else np.nan
-        parts.append(ref)
-    if not parts:
+    refs = read_part(folder, "reference", set(ok.index))
+    if refs.empty:
         return pd.DataFrame()
-    refs = pd.concat(parts, ignore_index=True)
+    for key in REFERENCE_KEYS:
+        refs[key] = refs["trial_id"].map(ok[key]) if key in ok.columns else np.nan
     metrics = [m for m in METRICS if m in refs]
     out = refs.groupby(["reference", *REFERENCE_KEYS], dropna=False, sort=False)[metrics].mean()
     out = out.rename(columns={m: f"{m}_mean" for m in metrics}).reset_index()
@@ -268,135 +244,14 @@ def _caption(spec: TableSpec, trials: pd.DataFrame, sweep: str, folder: Path) ->
         f"seeds that had any, and only those enter these means; the (all) columns count every "
         f"seed, one with no known cell as 0. Reference rows are exact expectations computed "
         f"from the benchmark and the training split; "
-        f"results fingerprint {folder_fingerprint(folder)}.{note}"
+        f"results fingerprint {fingerprint(folder)}.{note}"
     )
-
-
-def _best(rows: pd.DataFrame, metric: str) -> float:
-    vals = rows[f"{metric}_mean"].dropna()
-    return float(vals.max()) if len(vals) else math.nan
-
-
-def _cell(row, m: str, best: float, bold: tuple[str, str]) -> str:
-    mean, half, n, paper = row[f"{m}_mean"], row[f"{m}_ci"], row[f"{m}_n"], row[f"{m}_paper"]
-    if math.isnan(mean):
-        text = "missing"
-    else:
-        text = f"{mean:.2f}" + ("" if math.isnan(half) else f" ± {half:.2f}") + f" (n={n})"
-        if mean == best:
-            text = f"{bold[0]}{text}{bold[1]}"
-    if m not in PAPER_COLUMN:
-        return text
-    ref = "—" if math.isnan(paper) else f"{paper:.2f}"
-    return f"{text} [{ref}]"
-
-
-def _fmt_key(v) -> str:
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    return f"{v:g}" if isinstance(v, float) else str(v)
-
-
-def _shown_metrics(t: BuiltTable) -> list[str]:
-    return [
-        m
-        for m in METRICS
-        if f"{m}_mean" in t.rows
-        and (t.rows[f"{m}_paper"].notna().any() or t.rows[f"{m}_mean"].notna().any())
-    ]
-
-
-def _reference_cells(t: BuiltTable, metrics: list[str]) -> list[list[str]]:
-    """Rendered reference rows: keys (group values, '—' elsewhere), label, metric means."""
-    out = []
-    for _, ref in t.references.iterrows():
-        keys = [
-            _fmt_key(ref[k]) if k in REFERENCE_KEYS and ref[k] == ref[k] else "—"
-            for k in t.spec.keys
-        ]
-        label = REFERENCE_TITLES.get(ref["reference"], str(ref["reference"]))
-        vals = []
-        for m in metrics:
-            v = ref.get(f"{m}_mean", math.nan)
-            vals.append("—" if v != v else f"{v:.2f}")
-        out.append([*keys, label, "", *vals])
-    return out
-
-
-def to_markdown(t: BuiltTable) -> str:
-    metrics = _shown_metrics(t)
-    head = [*t.spec.keys, "seeds", "known", *(METRIC_TITLES[m] for m in metrics)]
-    lines = [f"_{t.caption}_", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    best = {m: _best(t.rows, m) for m in metrics}
-    for _, row in t.rows.iterrows():
-        seeds = str(row["seeds"]) + (f" ({row['failed']} failed)" if row["failed"] else "")
-        cells = [_fmt_key(row[k]) for k in t.spec.keys] + [seeds, str(row["known"])]
-        cells += [_cell(row, m, best[m], ("**", "**")) for m in metrics]
-        lines.append("| " + " | ".join(cells) + " |")
-    for cells in _reference_cells(t, metrics):
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def to_csv(t: BuiltTable, path: Path) -> None:
-    """Trial rows then reference rows (``row_kind``: trial, uniform, copy_train)."""
-    rows = t.rows.assign(row_kind="trial")
-    if len(t.references):
-        refs = t.references.rename(columns={"reference": "row_kind"})
-        rows = pd.concat([rows, refs], ignore_index=True)
-    rows.to_csv(path, index=False)
-
-
-def tex_escape(text: str) -> str:
-    return (
-        text.replace("\\", r"\textbackslash{}")
-        .replace("_", r"\_")
-        .replace("%", r"\%")
-        .replace("&", r"\&")
-        .replace("#", r"\#")
-        .replace("±", r"$\pm$")
-        .replace("—", "--")
-        .replace("`", "")
-    )
-
-
-def to_latex(t: BuiltTable) -> str:
-    metrics = _shown_metrics(t)
-    cols = "l" * (len(t.spec.keys) + 2) + "r" * len(metrics)
-    head = [*t.spec.keys, "seeds", "known", *(METRIC_TITLES[m] for m in metrics)]
-    best = {m: _best(t.rows, m) for m in metrics}
-    lines = [
-        f"% {tex_escape(t.caption)}",
-        f"\\begin{{tabular}}{{{cols}}}",
-        r"\hline",
-        " & ".join(tex_escape(h) for h in head) + r" \\",
-        r"\hline",
-    ]
-    for _, row in t.rows.iterrows():
-        cells = [tex_escape(_fmt_key(row[k])) for k in t.spec.keys]
-        cells += [str(row["seeds"]), str(row["known"])]
-        cells += [
-            tex_escape(_cell(row, m, best[m], ("\x00", "\x01")))
-            .replace("\x00", r"\textbf{")
-            .replace("\x01", "}")
-            for m in metrics
-        ]
-        lines.append(" & ".join(cells) + r" \\")
-    refs = _reference_cells(t, metrics)
-    if refs:
-        lines.append(r"\hline")
-    for cells in refs:
-        lines.append(" & ".join(tex_escape(c) for c in cells) + r" \\")
-    lines += [r"\hline", r"\end{tabular}"]
-    return "\n".join(lines) + "\n"
 
 
 def sweep_tables(results: Path) -> list[BuiltTable]:
-    """Every paper table that a sweep under ``results`` produces."""
+    """Every paper table that a GNN2GNN sweep under ``results`` produces."""
     built = []
-    for trials_file in sorted(Path(results).glob("*/trials.parquet")):
-        folder = trials_file.parent
-        trials = pd.read_parquet(trials_file)
+    for folder, trials in experiment_sweeps(results, "gnn2gnn"):
         sweep = str(trials["sweep"].iloc[0]) if "sweep" in trials and len(trials) else folder.name
         number = None
         if "table" in trials and trials["table"].notna().any():
@@ -413,6 +268,8 @@ def write_tables(
     results: Path, out: Path, formats: tuple[str, ...] = ("md", "csv", "tex")
 ) -> list[Path]:
     """Write each table in each format; returns the files written."""
+    from trainables.gnn2gnn.render import to_csv, to_latex, to_markdown
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -427,7 +284,4 @@ def write_tables(
         if "tex" in formats:
             stem.with_suffix(".tex").write_text(to_latex(t))
             written.append(stem.with_suffix(".tex"))
-    from analysis.infonas import write_infonas_tables
-
-    written += write_infonas_tables(results, out, formats)
     return written

@@ -1,12 +1,11 @@
-"""One Markdown page linking the tables and figures, with per-table agreement counts."""
+"""The GNN2GNN sections of the report: per table, agreement counts and links."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-from analysis.figures import write_figures
-from analysis.tables import METRICS, BuiltTable, sweep_tables, write_tables
+from trainables.gnn2gnn.tables import METRICS, BuiltTable, sweep_tables
 
 
 def agreement(t: BuiltTable) -> dict[str, int]:
@@ -32,13 +31,10 @@ def agreement(t: BuiltTable) -> dict[str, int]:
     return counts
 
 
-def write_report(results: Path, out: Path | None = None) -> Path:
-    """Tables (md, csv, tex), figures and ``report.md`` under ``out`` (default results/report)."""
-    results = Path(results)
-    out = Path(out) if out else results / "report"
-    tables_written = write_tables(results, out)
-    figures = write_figures(results, out)
-    lines = [f"# Reproduction report for `{results}`", ""]
+def report_sections(results: Path, written: list[Path]) -> list[str]:
+    """The GNN2GNN part of ``report.md``: per table, its caption, how many published
+    values fall within the reproduced intervals, and links to its files."""
+    lines = []
     for t in sweep_tables(results):
         c = agreement(t)
         lines += [
@@ -51,17 +47,8 @@ def write_report(results: Path, out: Path | None = None) -> Path:
             f"one seed only (no interval): {c['no_interval']}; missing: {c['missing']}.",
             "",
         ]
-        for p in tables_written:
+        for p in written:
             if p.name.startswith(f"table{t.spec.number}_{t.sweep}."):
                 lines.append(f"- [{p.name}]({p.name})")
         lines.append("")
-    infonas = [p for p in tables_written if p.name.startswith("infonas_") and p.suffix == ".md"]
-    if infonas:
-        lines += ["## Info-NAS (IO-embedding sweeps)", ""]
-        for p in infonas:
-            lines += [p.read_text(), f"([{p.name}]({p.name}), with .csv and .tex beside it)", ""]
-    if figures:
-        lines += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figures] + [""]
-    report = out / "report.md"
-    report.write_text("\n".join(lines))
-    return report
+    return lines

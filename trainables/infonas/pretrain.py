@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,8 +36,10 @@ import pydantic
 import torch
 import torch.nn.functional as F
 
-from pipeline.config import StrictModel, validate
-from trainables.common import pick_device
+from pipeline.config import ConfigError, StrictModel
+from pipeline.experiment import make_config as build_config
+from pipeline.io import atomic_path
+from pipeline.trial import pick_device
 
 PROFILES: dict[str, dict] = {
     # seconds a network: CI
@@ -79,7 +79,7 @@ PROFILES: dict[str, dict] = {
 
 
 class PretrainConfig(StrictModel):
-    profile: Literal["smoke", "cpu", "paper"] = "paper"
+    profile: Literal["smoke", "cpu", "paper"] = "cpu"
     data_dir: str | None = None
     train_networks: int = pydantic.Field(608, ge=1)
     valid_networks: int = pydantic.Field(77, ge=0)
@@ -102,10 +102,8 @@ class PretrainConfig(StrictModel):
 
 
 def make_config(data: dict, source: str = "pretrain config") -> PretrainConfig:
-    data = {k: v for k, v in data.items() if v is not None}
-    profile = data.get("profile", "paper")
-    merged = {**PROFILES.get(profile, {}), **data}
-    return validate(PretrainConfig, merged, source)
+    """The validated config: the profile's values, then ``data`` (the shared rule)."""
+    return build_config(PretrainConfig, PROFILES, data, source)
 
 
 def image_selection(cfg: PretrainConfig, train_y: np.ndarray, test_y: np.ndarray) -> dict:
@@ -230,24 +228,17 @@ def train_network(
     test_acc = 100.0 * correct / len(ev)
     feats_io = _features(net, data.train_x[np.asarray(images["io"])], device)
     feats_test = _features(net, data.test_x[np.asarray(images["test"])], device)
-    out.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out, suffix=".tmp")
-    os.close(fd)
-    torch.save(
-        {"state": {k: v.cpu() for k, v in net.state_dict().items()}, "ops": ops, "adj": adjacency},
-        tmp,
-    )
-    os.replace(tmp, out / "checkpoint.pt")
-    fd, tmp = tempfile.mkstemp(dir=out, suffix=".npz")
-    os.close(fd)
-    np.savez(
-        tmp,
-        io=feats_io.astype(np.float32),
-        test=feats_test.astype(np.float32),
-        weight=net.classifier.weight.detach().cpu().numpy().astype(np.float32),
-        bias=net.classifier.bias.detach().cpu().numpy().astype(np.float32),
-    )
-    os.replace(tmp, out / "features.npz")
+    with atomic_path(out / "checkpoint.pt") as tmp:
+        state = {k: v.cpu() for k, v in net.state_dict().items()}
+        torch.save({"state": state, "ops": ops, "adj": adjacency}, tmp)
+    with atomic_path(out / "features.npz") as tmp:
+        np.savez(
+            tmp,
+            io=feats_io.astype(np.float32),
+            test=feats_test.astype(np.float32),
+            weight=net.classifier.weight.detach().cpu().numpy().astype(np.float32),
+            bias=net.classifier.bias.detach().cpu().numpy().astype(np.float32),
+        )
     record = {
         "hash": hash_,
         "test_acc": test_acc,
@@ -277,7 +268,7 @@ def _images_file(folder: Path, cfg: PretrainConfig, selection: dict, fingerprint
         old = json.loads(path.read_text())
         for key in pinned:
             if old.get(key) != pinned[key]:
-                raise ValueError(
+                raise ConfigError(
                     f"{folder} holds networks pretrained with another {key}; use another "
                     "--results folder or the same settings"
                 )

@@ -1,0 +1,73 @@
+"""Tables as files: Markdown, CSV and LaTeX from a pandas frame of display strings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+FORMATS = ("md", "csv", "tex")
+
+
+def tex_escape(text: str) -> str:
+    return (
+        text.replace("\\", r"\textbackslash{}")
+        .replace("_", r"\_")
+        .replace("%", r"\%")
+        .replace("&", r"\&")
+        .replace("#", r"\#")
+        .replace("±", r"$\pm$")
+        .replace("—", "--")
+        .replace("`", "")
+    )
+
+
+def _shown(frame: pd.DataFrame) -> pd.DataFrame:
+    """Display columns only (``<x>_mean`` columns are for CSV readers)."""
+    return frame[[c for c in frame.columns if not str(c).endswith("_mean")]]
+
+
+def markdown(frame: pd.DataFrame, caption: str, title: str) -> str:
+    shown = _shown(frame)
+    head = "| " + " | ".join(map(str, shown.columns)) + " |"
+    sep = "|" + "---|" * len(shown.columns)
+    body = [
+        "| " + " | ".join("" if v is None else str(v) for v in r) + " |"
+        for r in shown.itertuples(index=False)
+    ]
+    return "\n".join([f"### {title}", "", caption, "", head, sep, *body, ""])
+
+
+def latex(frame: pd.DataFrame, caption: str) -> str:
+    shown = _shown(frame)
+
+    def esc(v) -> str:
+        return tex_escape("" if v is None else str(v))
+
+    lines = [
+        "% " + caption.replace("\n", " "),
+        r"\begin{tabular}{" + "l" * len(shown.columns) + "}",
+        r"\hline",
+        " & ".join(esc(c) for c in shown.columns) + r" \\",
+        r"\hline",
+    ]
+    lines += [" & ".join(esc(v) for v in r) + r" \\" for r in shown.itertuples(index=False)]
+    lines += [r"\hline", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_frame(
+    frame: pd.DataFrame, stem: Path, formats: tuple[str, ...], caption: str, title: str
+) -> list[Path]:
+    """``stem.md``, ``stem.csv`` and ``stem.tex`` as ``formats`` asks; the files written."""
+    written = []
+    if "md" in formats:
+        stem.with_suffix(".md").write_text(markdown(frame, caption, title))
+        written.append(stem.with_suffix(".md"))
+    if "csv" in formats:
+        frame.to_csv(stem.with_suffix(".csv"), index=False)
+        written.append(stem.with_suffix(".csv"))
+    if "tex" in formats:
+        stem.with_suffix(".tex").write_text(latex(frame, caption))
+        written.append(stem.with_suffix(".tex"))
+    return written

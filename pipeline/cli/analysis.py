@@ -1,0 +1,55 @@
+"""``gnn2gnn tables | figures | report``: every experiment's analysis of a results folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pipeline.errors import UserError
+from pipeline.report import FORMATS, write_figures, write_report, write_tables
+from pipeline.results import sweep_folders
+
+
+def _results_folder(path: str) -> Path:
+    folder = Path(path)
+    if not sweep_folders(folder):
+        raise UserError(f"{folder}: no sweep results (expected <sweep>/trials/ inside)")
+    return folder
+
+
+def cmd_tables(args: argparse.Namespace) -> int:
+    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    bad = set(formats) - set(FORMATS)
+    if bad:
+        raise UserError(f"--format: unknown {sorted(bad)}; expected md, csv, tex")
+    results = _results_folder(args.results)
+    for path in write_tables(results, Path(args.out or results / "report"), formats):
+        print(path)
+    return 0
+
+
+def cmd_figures(args: argparse.Namespace) -> int:
+    results = _results_folder(args.results)
+    for path in write_figures(results, Path(args.out or results / "report")):
+        print(path)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    results = _results_folder(args.results)
+    print(write_report(results, Path(args.out) if args.out else None))
+    return 0
+
+
+def add_parsers(sub) -> None:
+    for name, func, text in (
+        ("tables", cmd_tables, "the papers' tables from a results folder (md, csv, tex)"),
+        ("figures", cmd_figures, "PNG figures from a results folder"),
+        ("report", cmd_report, "tables + figures + one Markdown report"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--results", default="results")
+        p.add_argument("--out", default=None, help="output folder (default RESULTS/report)")
+        if name == "tables":
+            p.add_argument("--format", default=",".join(FORMATS))
+        p.set_defaults(func=func)

@@ -1,0 +1,145 @@
+"""``gnn2gnn sweep`` (a sweep file through Ray Tune) and ``gnn2gnn ui`` (MLflow UI)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+from pipeline.cli.common import log
+from pipeline.errors import UserError
+from pipeline.experiment import PROFILES
+from pipeline.experiments import get_experiment, validate_trial_config
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from pipeline.paths import resolve_data_dir
+    from pipeline.sweep import run_sweep
+    from pipeline.sweepspec import load_sweep
+
+    spec = load_sweep(args.sweep, validate_trial_config)
+    spec = override_sweep(spec, args.seeds, args.set)
+    summary = run_sweep(
+        spec,
+        experiment=get_experiment(spec.trainable),
+        profile=args.profile,
+        results=Path(args.results),
+        benchmark=args.benchmark,
+        dataset=args.dataset,
+        address=args.address,
+        resume=args.resume,
+        max_concurrent=args.max_concurrent,
+        data_dir=str(resolve_data_dir(args.data_dir)),
+        log=log,
+    )
+    print(
+        json.dumps(
+            {
+                "folder": str(summary.folder),
+                "trials": summary.total,
+                "skipped_finished": summary.skipped,
+                "ran": summary.ran,
+                "failed": summary.failed,
+                "wall_seconds": round(summary.wall_seconds, 1),
+                "mlflow": summary.tracking_uri,
+            }
+        )
+    )
+    return 1 if summary.failed else 0
+
+
+def override_sweep(spec, seeds: int | None, sets: list[str] | None):
+    """The sweep with ``--seeds N`` (seeds 0..N-1) and ``--set KEY=VALUE`` (YAML values,
+    applied to every trial's base config) applied; the trials are validated again later."""
+    update: dict = {}
+    if seeds is not None:
+        if seeds < 1:
+            raise UserError(f"--seeds must be at least 1, got {seeds}")
+        update["seeds"] = seeds
+    if sets:
+        base = dict(spec.base)
+        for item in sets:
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise UserError(f"--set expects KEY=VALUE, got {item!r}")
+            base[key.strip()] = yaml.safe_load(value)
+        update["base"] = base
+    return spec.model_copy(update=update) if update else spec
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from pipeline.tracking import tracking_uri
+
+    folder = Path(args.results) / args.sweep if args.sweep else Path(args.results)
+    if not (folder / "mlflow.db").exists() and "MLFLOW_TRACKING_URI" not in os.environ:
+        found = sorted(Path(args.results).glob("*/mlflow.db"))
+        if len(found) != 1:
+            raise UserError(
+                f"no single MLflow store under {args.results} (found {len(found)}); "
+                "pass --sweep NAME"
+            )
+        folder = found[0].parent
+    uri = tracking_uri(folder)
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    print(f"MLflow UI for {uri}: http://127.0.0.1:{args.port}", flush=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(args.port),
+        "--workers",
+        "1",
+    ]
+    return subprocess.call(cmd, env=env)
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("sweep", help="run a sweep file with Ray Tune (Parquet + MLflow)")
+    p.add_argument("sweep", help="sweep file, e.g. sweeps/ablation.yaml")
+    p.add_argument("--profile", choices=PROFILES, default="cpu")
+    p.add_argument(
+        "--benchmark",
+        choices=["nasbench101", "natsbench"],
+        default=None,
+        help="override the file's benchmark",
+    )
+    p.add_argument("--dataset", choices=["cifar10", "cifar100", "ImageNet16-120"], default=None)
+    p.add_argument("--results", default="results", help="results folder (default ./results)")
+    p.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster address (default: embedded local Ray on 127.0.0.1)",
+    )
+    p.add_argument("--resume", action="store_true", help="continue; skip finished trials")
+    p.add_argument("--seeds", type=int, default=None, help="run seeds 0..N-1 (file: seeds)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="set a trial config field for every trial (repeatable), e.g. num_generated=10000",
+    )
+    p.add_argument("--max-concurrent", type=int, default=None)
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="data folder (default: $GNN2GNN_DATA, ./data, then ../shared/data); "
+        "on a multi-node cluster it must exist on every node",
+    )
+    p.set_defaults(func=cmd_sweep)
+    u = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for a results folder")
+    u.add_argument("--results", default="results")
+    u.add_argument("--sweep", default=None, help="sweep name (when the folder holds several)")
+    u.add_argument("--port", type=int, default=5000)
+    u.set_defaults(func=cmd_ui)

@@ -1,0 +1,104 @@
+"""What an experiment (one paper's trials) gives the pipeline.
+
+An :class:`Experiment` names itself, brings a typed Config (a :class:`StrictModel`), scale
+profiles validated against that Config, the function that runs one trial, the metric the
+sweep's progress line shows, the fields that name its MLflow runs, and optionally its
+tables, figures, report sections and extra commands. Experiments are found through the
+``gnn2gnn.experiments`` entry-point group (:mod:`pipeline.experiments`); the core never
+imports one by name.
+
+Profiles change sizes only (epochs, sample counts). One rule builds every config
+(:meth:`Experiment.make_config`): the profile's values, then the fields the user set; the
+profile is the Config's own default when none is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pydantic
+
+from pipeline.config import ConfigError, validate
+from pipeline.trial import TrialResult
+
+PROFILES = ("smoke", "cpu", "paper")  # every experiment defines these three
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+RunTrial = Callable[..., TrialResult]  # (config: dict, reporter=None, progress=False)
+TableWriter = Callable[[Path, Path, tuple[str, ...]], list[Path]]  # (results, out, formats)
+FigureWriter = Callable[[Path, Path], list[Path]]  # (results, out) -> PNGs written
+ReportWriter = Callable[[Path, list[Path]], list[str]]  # (results, files written) -> md lines
+
+
+def make_config(
+    model: type[M],
+    profiles: Mapping[str, Mapping[str, Any]],
+    data: Mapping[str, Any],
+    source: str = "config",
+) -> M:
+    """The one rule for every config: the profile's values, then the fields in ``data``;
+    the profile is ``data["profile"]`` or the Config's default. ConfigError naming
+    ``source`` and every bad field otherwise (an unknown profile included)."""
+    data = dict(data)
+    profile = data.get("profile", model.model_fields["profile"].default)
+    return validate(model, {**profiles.get(profile, {}), **data}, source)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One paper's trials and their analysis, as the pipeline sees them."""
+
+    name: str
+    config: type[pydantic.BaseModel]
+    profiles: Mapping[str, Mapping[str, Any]]
+    run_trial: RunTrial
+    description: str = ""
+    progress_metric: str = "mean_acc"  # the sweep's progress line shows its best value
+    run_name_fields: tuple[str, ...] = ("seed",)  # MLflow run name: field=value-...-trial_id
+    tag_fields: tuple[str, ...] = ("profile",)  # MLflow tags of each run
+    check: Callable[[Any, str], None] | None = None  # cross-field rules; raise ConfigError
+    write_tables: TableWriter | None = None
+    write_figures: FigureWriter | None = None
+    report: ReportWriter | None = None
+    add_commands: Callable[[Any], None] | None = None  # (argparse subparsers) -> None
+    claims_old_train_form: bool = False  # `gnn2gnn train` with no experiment and no --model
+
+    def __post_init__(self) -> None:
+        missing = set(PROFILES) - set(self.profiles)
+        if missing:
+            raise TypeError(f"experiment {self.name}: profiles {sorted(missing)} missing")
+        fields = set(self.config.model_fields) | {
+            f.alias for f in self.config.model_fields.values() if f.alias
+        }
+        for profile, values in self.profiles.items():
+            unknown = set(values) - fields
+            if unknown:
+                raise TypeError(
+                    f"experiment {self.name}: profile {profile} sets unknown fields "
+                    f"{sorted(unknown)}"
+                )
+        if "profile" not in self.config.model_fields:
+            raise TypeError(f"experiment {self.name}: its Config needs a profile field")
+
+    @property
+    def default_profile(self) -> str:
+        return self.config.model_fields["profile"].default
+
+    def make_config(self, data: Mapping[str, Any], source: str = "trial config"):
+        """The validated Config (see :func:`make_config`), cross-field rules checked."""
+        cfg = make_config(self.config, self.profiles, data, source)
+        if self.check is not None:
+            self.check(cfg, source)
+        return cfg
+
+    def models(self) -> tuple[str, ...]:
+        """The values of the Config's ``model`` field (for the old ``train --model`` form)."""
+        info = self.config.model_fields.get("model")
+        args = getattr(info.annotation, "__args__", ()) if info is not None else ()
+        return tuple(a for a in args if isinstance(a, str))
+
+
+__all__ = ["Experiment", "PROFILES", "ConfigError"]

@@ -1,0 +1,48 @@
+"""Tables, figures and one Markdown report for a results folder, from every experiment
+that has sweeps in it (each experiment writes its own; nothing here knows a paper)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.experiments import experiments
+
+FORMATS = ("md", "csv", "tex")
+
+
+def write_tables(results: Path, out: Path, formats: tuple[str, ...] = FORMATS) -> list[Path]:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for exp in experiments().values():
+        if exp.write_tables is not None:
+            written += exp.write_tables(Path(results), out, formats)
+    return written
+
+
+def write_figures(results: Path, out: Path) -> list[Path]:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for exp in experiments().values():
+        if exp.write_figures is not None:
+            written += exp.write_figures(Path(results), out)
+    return written
+
+
+def write_report(results: Path, out: Path | None = None) -> Path:
+    """Tables (md, csv, tex), figures and ``report.md`` under ``out`` (default
+    ``<results>/report``): each experiment's sections, then every figure."""
+    results = Path(results)
+    out = Path(out) if out else results / "report"
+    tables = write_tables(results, out)
+    figures = write_figures(results, out)
+    lines = [f"# Reproduction report for `{results}`", ""]
+    for exp in experiments().values():
+        if exp.report is not None:
+            lines += exp.report(results, tables)
+    if figures:
+        lines += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figures] + [""]
+    report = out / "report.md"
+    report.write_text("\n".join(lines))
+    return report

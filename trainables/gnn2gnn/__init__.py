@@ -1,0 +1,59 @@
+"""GNN2GNN (paper 000) as an experiment: the trial (GNN2GNN and its MolGAN-like, RNN and
+Erdos-Renyi baselines), its config and profiles, and Tables 1-6 with their figures.
+
+Modules: ``config`` (typed config, profiles), ``parts`` (generator by name, optimiser,
+lambda schedule, sampling, row choice), ``trial`` (training and evaluation), ``tables``,
+``render``, ``figures`` and ``report`` (analysis of a results folder).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.experiment import Experiment
+from trainables.gnn2gnn.config import PROFILES, GNN2GNNConfig
+from trainables.gnn2gnn.parts import lambda_at
+from trainables.gnn2gnn.trial import Trial, run_trial
+
+
+def _tables(results: Path, out: Path, formats: tuple[str, ...]) -> list[Path]:
+    from trainables.gnn2gnn.tables import write_tables
+
+    return write_tables(results, out, formats)
+
+
+def _figures(results: Path, out: Path) -> list[Path]:
+    from trainables.gnn2gnn.figures import write_figures
+
+    return write_figures(results, out)
+
+
+def _report(results: Path, written: list[Path]) -> list[str]:
+    from trainables.gnn2gnn.report import report_sections
+
+    return report_sections(results, written)
+
+
+EXPERIMENT = Experiment(
+    name="gnn2gnn",
+    description="GNN2GNN and its baselines: generate cells, score them on the benchmark",
+    config=GNN2GNNConfig,
+    profiles=PROFILES,
+    run_trial=run_trial,
+    progress_metric="mean_acc",
+    run_name_fields=("model", "mu", "tau", "lambda", "seed"),
+    tag_fields=("profile", "benchmark", "dataset", "model"),
+    write_tables=_tables,
+    write_figures=_figures,
+    report=_report,
+    claims_old_train_form=True,
+)
+
+
+def make_config(data: dict, source: str = "trial config") -> GNN2GNNConfig:
+    """The validated config (profile values, then ``data``): ``EXPERIMENT.make_config``."""
+    return EXPERIMENT.make_config(data, source)
+
+
+__all__ = ["EXPERIMENT", "GNN2GNNConfig", "PROFILES", "Trial", "lambda_at", "make_config"]
+__all__ += ["run_trial"]

@@ -1,0 +1,105 @@
+"""Pieces of a GNN2GNN trial: the generator by model name, the optimiser, the lambda
+schedule, sampling, and the choice of training and validation rows."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pipeline.benchmarks import Benchmark, Split
+from pipeline.decode import CellDecoder
+from pipeline.models import ErdosRenyiGenerator, Generator, MolGANGenerator, RNNGenerator
+from trainables.gnn2gnn.config import GNN2GNNConfig
+
+
+def build_generator(cfg: GNN2GNNConfig, num_ops: int, n: int) -> torch.nn.Module:
+    kw = {"num_ops": num_ops, "num_nodes": n}
+    if cfg.model == "gnn2gnn":
+        return Generator(
+            **kw,
+            mu=cfg.mu,
+            tau=cfg.tau,
+            noise_dim=cfg.noise_dim,
+            hidden=cfg.hidden,
+            edge_scorer=cfg.edge_scorer,
+            noise=cfg.noise,
+        )
+    if cfg.model == "molgan":
+        return MolGANGenerator(**kw, tau=cfg.tau, noise_dim=cfg.noise_dim, hidden=2 * cfg.hidden)
+    if cfg.model == "rnn":
+        return RNNGenerator(**kw, tau=cfg.tau, noise_dim=cfg.noise_dim, hidden=cfg.hidden)
+    return ErdosRenyiGenerator(**kw, p=cfg.er_p)
+
+
+def optimizer(cfg: GNN2GNNConfig, params, lr: float) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay, fused=True)
+    return torch.optim.SGD(
+        params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, fused=True
+    )
+
+
+def lambda_at(epoch: int, cfg: GNN2GNNConfig) -> float:
+    """lambda for a 0-based epoch: 1 during the first warmup_fraction of the epochs."""
+    return 1.0 if epoch < math.ceil(cfg.warmup_fraction * cfg.epochs) else cfg.lam
+
+
+@torch.no_grad()
+def generate(
+    gen: torch.nn.Module,
+    k: int,
+    decoder: CellDecoder,
+    generator: torch.Generator,
+    chunk: int = 4096,
+) -> tuple[np.ndarray, list[str | None]]:
+    """K generated cells: their keys and canonical hashes (None = invalid)."""
+    was_training = gen.training
+    gen.eval()
+    keys, hashes = [], []
+    for start in range(0, k, chunk):
+        dec = decoder.decode(gen(min(chunk, k - start), generator))
+        keys.append(dec.keys)
+        hashes.extend(dec.hashes)
+    gen.train(was_training)
+    return np.concatenate(keys), hashes
+
+
+@dataclass
+class Rows:
+    """Benchmark rows a trial trains on and validates on (see :func:`choose_rows`)."""
+
+    train: np.ndarray
+    train_strong: np.ndarray
+    val: np.ndarray
+    strong_threshold: float  # accuracy of the weakest strong cell of the training split
+    val_strong_hashes: set[str]
+
+
+def choose_rows(cfg: GNN2GNNConfig, split: Split, bench: Benchmark, split_seed: int) -> Rows:
+    """Training rows and the validation part, both from the training split and seeded by
+    ``split_seed``: a ``val_fraction`` of the split is kept for model selection, at most
+    ``max_train_cells`` of the rest are trained on, and training-split cells left out by
+    that cap join the validation part (more validation cells, a less noisy selection)."""
+    rng = np.random.default_rng(split_seed + 1)
+    n = len(split.train)
+    perm = rng.permutation(n)
+    n_val = int(round(n * cfg.val_fraction))
+    train_pick = np.sort(perm[n_val:])
+    if cfg.max_train_cells is not None and len(train_pick) > cfg.max_train_cells:
+        train_pick = np.sort(rng.choice(train_pick, cfg.max_train_cells, replace=False))
+    val_pick = np.setdiff1d(np.arange(n), train_pick)
+    val_rows = split.train[val_pick]
+    # strong validation cells: at least the weakest strong cell of the training split
+    strong_acc = bench.accuracy[split.train[split.strong]]
+    strong_threshold = float(strong_acc.min()) if len(strong_acc) else math.inf
+    val_strong = val_rows[bench.accuracy[val_rows] >= strong_threshold]
+    return Rows(
+        split.train[train_pick],
+        split.strong[train_pick],
+        val_rows,
+        strong_threshold,
+        set(bench.hashes[val_strong].tolist()),
+    )

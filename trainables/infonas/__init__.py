@@ -1,0 +1,62 @@
+"""Info-NAS (paper 004) as an experiment: arch2vec and the IO model on NAS-Bench-101
+(``trial``), their config and profiles (``config``), the pretraining of the networks whose
+outputs the IO model predicts (``pretrain``, command ``gnn2gnn pretrain``), prediction and
+search on a latent table (command ``gnn2gnn evaluate``, :mod:`pipeline.nas_eval`), and the
+tables and figures of an ``io_embedding`` sweep (``analysis``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.experiment import Experiment
+from trainables.infonas.config import PROFILES, IOEmbeddingConfig, check
+from trainables.infonas.trial import IOTrial, run_trial
+
+
+def _tables(results: Path, out: Path, formats: tuple[str, ...]) -> list[Path]:
+    from trainables.infonas.analysis import write_infonas_tables
+
+    return write_infonas_tables(results, out, formats)
+
+
+def _figures(results: Path, out: Path) -> list[Path]:
+    from trainables.infonas.analysis import write_infonas_figures
+
+    return write_infonas_figures(results, out)
+
+
+def _report(results: Path, written: list[Path]) -> list[str]:
+    from trainables.infonas.analysis import report_sections
+
+    return report_sections(results, written)
+
+
+def _commands(sub) -> None:
+    from trainables.infonas.cli import add_commands
+
+    add_commands(sub)
+
+
+EXPERIMENT = Experiment(
+    name="io_embedding",
+    description="Info-NAS: arch2vec and the IO model on NAS-Bench-101, with evaluations",
+    config=IOEmbeddingConfig,
+    profiles=PROFILES,
+    run_trial=run_trial,
+    progress_metric="ops_acc",
+    run_name_fields=("model", "same_batches", "seed"),
+    tag_fields=("profile", "benchmark", "dataset", "model"),
+    check=check,
+    write_tables=_tables,
+    write_figures=_figures,
+    report=_report,
+    add_commands=_commands,
+)
+
+
+def make_config(data: dict, source: str = "trial config") -> IOEmbeddingConfig:
+    """The validated config (profile values, then ``data``): ``EXPERIMENT.make_config``."""
+    return EXPERIMENT.make_config(data, source)
+
+
+__all__ = ["EXPERIMENT", "IOEmbeddingConfig", "IOTrial", "PROFILES", "make_config", "run_trial"]

@@ -1,0 +1,126 @@
+"""Info-NAS commands: ``gnn2gnn pretrain`` (train NAS-Bench-101 networks on CIFAR-10 and
+build the IO-dataset) and ``gnn2gnn evaluate`` (prediction and search on a latent table)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from pipeline.cli.common import log, print_result
+from pipeline.errors import UserError
+from pipeline.experiment import PROFILES as PROFILES_NAMES
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from trainables.infonas.pretrain import run_pretraining
+
+    config = {
+        "profile": args.profile,
+        "train_networks": args.cells,
+        "valid_networks": args.valid_cells,
+        "epochs": args.epochs,
+        "stem_channels": args.stem_channels,
+        "seed": args.seed,
+        "device": args.device,
+        "data_dir": args.data_dir,
+    }
+    config = {k: v for k, v in config.items() if v is not None}  # left out: the profile's
+    folder = Path(args.results) if args.results else Path("results") / f"pretrain-{args.profile}"
+    summary = run_pretraining(
+        config,
+        folder,
+        address=args.address,
+        log=log,
+    )
+    if not args.no_io_dataset and summary["finished"]:
+        from pipeline.iodata import IODataError, load_io_dataset
+
+        try:
+            summary["io_dataset"] = str(load_io_dataset(folder).save(folder / "io_dataset"))
+        except IODataError as exc:
+            summary["io_dataset"] = f"not built: {exc}"
+    print(json.dumps(summary))
+    return 1 if summary["failed"] else 0
+
+
+def add_pretrain_parser(sub) -> None:
+    p = sub.add_parser(
+        "pretrain",
+        help="train NAS-Bench-101 networks on CIFAR-10 (Ray tasks) and build the IO-dataset",
+    )
+    p.add_argument("--profile", choices=PROFILES_NAMES, default="cpu")
+    p.add_argument("--cells", type=int, default=None, help="training networks (paper: 608)")
+    p.add_argument("--valid-cells", type=int, default=None, help="validation networks (77)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs a network (paper: 12)")
+    p.add_argument("--stem-channels", type=int, default=None, help="paper: 128")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--address", default=None, help="Ray cluster address (default: embedded)")
+    p.add_argument("--results", default=None, help="folder (default results/pretrain-PROFILE)")
+    p.add_argument("--no-io-dataset", action="store_true", help="skip writing io_dataset/")
+    p.set_defaults(func=cmd_pretrain)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Prediction + search on any latent table (e.g. a trial's --out latent.parquet)."""
+    import pandas as pd
+
+    from pipeline.benchmarks import load_benchmark
+    from pipeline.io import atomic_write_parquet
+    from pipeline.nas_eval import evaluate_latent
+    from trainables.infonas.config import PROFILES
+
+    path = Path(args.latent)
+    if not path.is_file():
+        raise UserError(f"{path}: no latent table (a trial's latent.parquet)")
+    latent = pd.read_parquet(path)
+    if "hash" not in latent or not any(c.startswith("z") for c in latent.columns):
+        raise UserError(f"{path}: expected columns hash, z0, z1, ... (a latent table)")
+    prof = PROFILES[args.profile]
+    exclude: set[str] = set()
+    if args.exclude:
+        exclude = set(pd.read_parquet(Path(args.exclude) / "networks.parquet")["hash"])
+    bench = load_benchmark("nasbench101", label=args.label, data_dir=args.data_dir)
+    metrics, frames = evaluate_latent(
+        latent,
+        bench,
+        args.sizes or prof["predict_sizes"],
+        args.seeds or prof["predict_seeds"],
+        args.runs or prof["search_runs"],
+        args.budget or prof["search_budget"],
+        exclude=exclude,
+    )
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, rows in frames.items():
+            atomic_write_parquet(pd.DataFrame(rows), out / f"{name}.parquet")
+        metrics["out"] = str(out)
+    print_result(metrics, args.json)
+    return 0
+
+
+def add_evaluate_parser(sub) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="performance prediction and REINFORCE/random search on a latent table",
+    )
+    p.add_argument("latent", help="latent.parquet (hash, z0..): from a trial's --out or a sweep")
+    p.add_argument("--profile", choices=PROFILES_NAMES, default="cpu")
+    p.add_argument("--sizes", type=int, nargs="+", default=None, help="forest train sizes")
+    p.add_argument("--seeds", type=int, default=None, help="forest seeds (paper: 10)")
+    p.add_argument("--runs", type=int, default=None, help="search runs a method")
+    p.add_argument("--budget", type=float, default=None, help="simulated seconds a run")
+    p.add_argument("--exclude", default=None, help="pretraining folder: leave its networks out")
+    p.add_argument("--label", default=None)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--out", default=None, help="folder for prediction.parquet, search.parquet")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def add_commands(sub) -> None:
+    add_pretrain_parser(sub)
+    add_evaluate_parser(sub)
