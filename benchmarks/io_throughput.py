@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline import nas_eval
 from trainables.infonas import IOTrial, make_config
+from trainables.infonas import evaluate as nas_eval
 
 
 def timed(fn, repeat: int) -> float:

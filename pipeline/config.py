@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 import pydantic
 
 from pipeline.errors import UserError
 
 T = TypeVar("T", bound=pydantic.BaseModel)
+
+# Scale profiles: sizes only (epochs, sample counts); every experiment defines all three.
+Profile = Literal["smoke", "cpu", "paper"]
+PROFILES: tuple[str, ...] = get_args(Profile)
 
 
 class ConfigError(UserError, ValueError):

@@ -21,10 +21,9 @@ from typing import Any, TypeVar
 
 import pydantic
 
-from pipeline.config import ConfigError, validate
+from pipeline.config import PROFILES, ConfigError, validate
 from pipeline.trial import TrialResult
 
-PROFILES = ("smoke", "cpu", "paper")  # every experiment defines these three
 M = TypeVar("M", bound=pydantic.BaseModel)
 
 RunTrial = Callable[..., TrialResult]  # (config: dict, reporter=None, progress=False)

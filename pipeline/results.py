@@ -170,11 +170,10 @@ class ResultsStore:
 
 def experiment_sweeps(results: Path, experiment: str) -> list[tuple[Path, pd.DataFrame]]:
     """(folder, trials) of every sweep under ``results`` whose trials ran ``experiment``
-    (the ``trainable`` column; folders from before that column count as GNN2GNN's)."""
+    (their ``trainable`` column)."""
     out = []
     for folder in sweep_folders(results):
         trials = read_trials(folder)
-        kind = trials["trainable"] if "trainable" in trials else pd.Series(["gnn2gnn"])
-        if (kind.fillna("gnn2gnn") == experiment).any():
+        if "trainable" in trials and (trials["trainable"] == experiment).any():
             out.append((folder, trials))
     return out

@@ -23,7 +23,7 @@ from pipeline.experiment import Experiment
 from pipeline.results import PARTS, ResultsStore
 from pipeline.sweepspec import SweepSpec, expand, trial_id
 from pipeline.tracking import SweepTracker
-from pipeline.trial import tune_entry
+from pipeline.worker import tune_entry
 
 # Keep the embedded Ray on loopback and quiet (see DESIGN: pitfalls seen here).
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -123,6 +123,7 @@ def _tune_callback_class():
             self.store, self.tracker, self.meta, self.progress = store, tracker, meta, progress
             self.runs: dict[str, str] = {}
             self.started: dict[str, float] = {}
+            self.failed: list[str] = []
 
         @staticmethod
         def _tid(trial) -> str:
@@ -189,7 +190,7 @@ def _tune_callback_class():
                 "FINISHED",
                 folder,
                 {
-                    "label": result["info"]["label"],
+                    "label": result["info"].get("label", ""),
                     "coverage_note": result["info"].get("coverage_note", ""),
                 },
             )
@@ -211,6 +212,7 @@ def _tune_callback_class():
             run = self.runs.get(tid)
             if run is not None:
                 self.tracker.finish(run, "FAILED", None, {"error": error.strip()[-1000:]})
+            self.failed.append(tid)
             self.progress.running -= 1
             self.progress.failed += 1
             self.progress.line(f"FAILED {tid}")
@@ -327,8 +329,8 @@ def run_sweep(
                 verbose=0,
             ),
         )
-        grid = tuner.fit()
-        summary.failed = [r.config["spec"]["trial_id"] for r in grid if r.error is not None]
+        tuner.fit()
+        summary.failed = list(callback.failed)  # recorded failures, in the order they came
         summary.ran = len(pending)
     finally:
         if started:

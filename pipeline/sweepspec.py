@@ -32,9 +32,7 @@ from typing import Any
 import pydantic
 import yaml
 
-from pipeline.config import ConfigError, StrictModel, validate
-
-PROFILES = ("smoke", "cpu", "paper")
+from pipeline.config import PROFILES, ConfigError, StrictModel, validate
 
 
 class Resources(StrictModel):

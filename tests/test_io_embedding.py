@@ -10,12 +10,17 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline.iodata import Preprocess, load_io_dataset, mean_baseline_l1, preprocess_network
 from pipeline.models.arch2vec import Arch2Vec
 from pipeline.results import read_part, read_trials
 from trainables import infonas
 from trainables.infonas import IOTrial, make_config
 from trainables.infonas.config import decode_to_cells
+from trainables.infonas.iodata import (
+    Preprocess,
+    load_io_dataset,
+    mean_baseline_l1,
+    preprocess_network,
+)
 
 
 def test_preprocessing_by_hand():

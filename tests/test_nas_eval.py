@@ -8,8 +8,8 @@ import pytest
 from scipy.stats import pearsonr
 from sklearn.ensemble import RandomForestRegressor
 
-from pipeline import nas_eval
 from trainables import infonas
+from trainables.infonas import evaluate as nas_eval
 
 
 @pytest.fixture(scope="module")

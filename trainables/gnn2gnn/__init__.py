@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.benchmarks import Benchmark
 from pipeline.experiment import Experiment
+from pipeline.trial import Reporter, TrialResult
 from trainables.gnn2gnn.config import PROFILES, GNN2GNNConfig
 from trainables.gnn2gnn.parts import lambda_at
-from trainables.gnn2gnn.trial import Trial, run_trial
+from trainables.gnn2gnn.trial import Trial
 
 
 def _tables(results: Path, out: Path, formats: tuple[str, ...]) -> list[Path]:
-    from trainables.gnn2gnn.tables import write_tables
+    from trainables.gnn2gnn.render import write_tables
 
     return write_tables(results, out, formats)
 
@@ -32,6 +34,16 @@ def _report(results: Path, written: list[Path]) -> list[str]:
     from trainables.gnn2gnn.report import report_sections
 
     return report_sections(results, written)
+
+
+def run_trial(
+    config: dict,
+    reporter: Reporter | None = None,
+    progress: bool = False,
+    bench: Benchmark | None = None,
+) -> TrialResult:
+    """Validate ``config``, train one trial, and return its result."""
+    return Trial(EXPERIMENT.make_config(config), bench).run(reporter, progress)
 
 
 EXPERIMENT = Experiment(

@@ -6,7 +6,7 @@ from typing import Literal
 
 import pydantic
 
-from pipeline.config import StrictModel
+from pipeline.config import Profile, StrictModel
 from pipeline.spaces import OP_TRANSFER
 
 # Scale profiles change only sizes: epochs, how much of the training split, sample counts.
@@ -88,7 +88,7 @@ class GNN2GNNConfig(StrictModel):
     )
     eval_dataset: Literal["cifar10", "cifar100", "ImageNet16-120"] | None = None
     seed: int = 0
-    profile: Literal["smoke", "cpu", "paper"] = "cpu"
+    profile: Profile = "cpu"
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
     @pydantic.model_validator(mode="after")

@@ -17,6 +17,7 @@ from trainables.gnn2gnn.tables import (
     REFERENCE_KEYS,
     REFERENCE_TITLES,
     BuiltTable,
+    sweep_tables,
 )
 
 
@@ -124,3 +125,24 @@ def to_latex(t: BuiltTable) -> str:
         lines.append(" & ".join(tex_escape(c) for c in cells) + r" \\")
     lines += [r"\hline", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
+
+
+def write_tables(
+    results: Path, out: Path, formats: tuple[str, ...] = ("md", "csv", "tex")
+) -> list[Path]:
+    """Write each table in each format; returns the files written."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for t in sweep_tables(results):
+        stem = out / f"table{t.spec.number}_{t.sweep}"
+        if "md" in formats:
+            stem.with_suffix(".md").write_text(to_markdown(t))
+            written.append(stem.with_suffix(".md"))
+        if "csv" in formats:
+            to_csv(t, stem.with_suffix(".csv"))
+            written.append(stem.with_suffix(".csv"))
+        if "tex" in formats:
+            stem.with_suffix(".tex").write_text(to_latex(t))
+            written.append(stem.with_suffix(".tex"))
+    return written

@@ -262,26 +262,3 @@ def sweep_tables(results: Path) -> list[BuiltTable]:
             continue
         built.append(build_table(number, trials, sweep, folder))
     return built
-
-
-def write_tables(
-    results: Path, out: Path, formats: tuple[str, ...] = ("md", "csv", "tex")
-) -> list[Path]:
-    """Write each table in each format; returns the files written."""
-    from trainables.gnn2gnn.render import to_csv, to_latex, to_markdown
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for t in sweep_tables(results):
-        stem = out / f"table{t.spec.number}_{t.sweep}"
-        if "md" in formats:
-            stem.with_suffix(".md").write_text(to_markdown(t))
-            written.append(stem.with_suffix(".md"))
-        if "csv" in formats:
-            to_csv(t, stem.with_suffix(".csv"))
-            written.append(stem.with_suffix(".csv"))
-        if "tex" in formats:
-            stem.with_suffix(".tex").write_text(to_latex(t))
-            written.append(stem.with_suffix(".tex"))
-    return written

@@ -363,16 +363,3 @@ class Trial:
             "num_val_strong": len(self.val_strong_hashes),
             "device": str(self.device),
         }
-
-
-def run_trial(
-    config: dict,
-    reporter: Reporter | None = None,
-    progress: bool = False,
-    bench: Benchmark | None = None,
-) -> TrialResult:
-    """Validate ``config``, train one trial, and return its result."""
-    from trainables.gnn2gnn import EXPERIMENT
-
-    cfg = EXPERIMENT.make_config(config)
-    return Trial(cfg, bench).run(reporter, progress)

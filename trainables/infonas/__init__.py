@@ -1,16 +1,18 @@
 """Info-NAS (paper 004) as an experiment: arch2vec and the IO model on NAS-Bench-101
 (``trial``), their config and profiles (``config``), the pretraining of the networks whose
 outputs the IO model predicts (``pretrain``, command ``gnn2gnn pretrain``), prediction and
-search on a latent table (command ``gnn2gnn evaluate``, :mod:`pipeline.nas_eval`), and the
+search on a latent table (command ``gnn2gnn evaluate``, :mod:`trainables.infonas.evaluate`), and the
 tables and figures of an ``io_embedding`` sweep (``analysis``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.benchmarks import Benchmark
 from pipeline.experiment import Experiment
+from pipeline.trial import Reporter, TrialResult
 from trainables.infonas.config import PROFILES, IOEmbeddingConfig, check
-from trainables.infonas.trial import IOTrial, run_trial
+from trainables.infonas.trial import IOTrial
 
 
 def _tables(results: Path, out: Path, formats: tuple[str, ...]) -> list[Path]:
@@ -35,6 +37,16 @@ def _commands(sub) -> None:
     from trainables.infonas.cli import add_commands
 
     add_commands(sub)
+
+
+def run_trial(
+    config: dict,
+    reporter: Reporter | None = None,
+    progress: bool = False,
+    bench: Benchmark | None = None,
+) -> TrialResult:
+    """Validate ``config``, train one trial, and return its result."""
+    return IOTrial(EXPERIMENT.make_config(config), bench).run(reporter, progress)
 
 
 EXPERIMENT = Experiment(

@@ -34,7 +34,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         log=log,
     )
     if not args.no_io_dataset and summary["finished"]:
-        from pipeline.iodata import IODataError, load_io_dataset
+        from trainables.infonas.iodata import IODataError, load_io_dataset
 
         try:
             summary["io_dataset"] = str(load_io_dataset(folder).save(folder / "io_dataset"))
@@ -69,8 +69,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     from pipeline.benchmarks import load_benchmark
     from pipeline.io import atomic_write_parquet
-    from pipeline.nas_eval import evaluate_latent
     from trainables.infonas.config import PROFILES
+    from trainables.infonas.evaluate import evaluate_latent
 
     path = Path(args.latent)
     if not path.is_file():

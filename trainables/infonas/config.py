@@ -9,7 +9,7 @@ import pydantic
 
 from pipeline.benchmarks import Benchmark
 from pipeline.cells import Cell
-from pipeline.config import ConfigError, StrictModel
+from pipeline.config import ConfigError, Profile, StrictModel
 
 PROFILES: dict[str, dict] = {
     "smoke": {
@@ -74,7 +74,7 @@ class IOEmbeddingConfig(StrictModel):
     io_data: str | None = pydantic.Field(
         None, description="pretraining folder; default results/pretrain-<profile>"
     )
-    profile: Literal["smoke", "cpu", "paper"] = "cpu"
+    profile: Profile = "cpu"
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     epochs: int = pydantic.Field(30, ge=1)

@@ -2,7 +2,7 @@
 
 ``run_pretraining(config)`` samples networks (seeded) from the arch2vec-style split of the
 search space -- training networks from the training part, validation networks from the
-validation part (:func:`pipeline.iodata.space_split`) -- and trains each one as a Ray task
+validation part (:func:`trainables.infonas.iodata.space_split`) -- and trains each one as a Ray task
 (embedded local Ray by default, a cluster with ``address``; a fraction of a GPU per task when
 the cluster has GPUs). Per network, in ``<folder>/networks/<hash>/``:
 
@@ -36,7 +36,7 @@ import pydantic
 import torch
 import torch.nn.functional as F
 
-from pipeline.config import ConfigError, StrictModel
+from pipeline.config import ConfigError, Profile, StrictModel
 from pipeline.experiment import make_config as build_config
 from pipeline.io import atomic_path
 from pipeline.trial import pick_device
@@ -79,7 +79,7 @@ PROFILES: dict[str, dict] = {
 
 
 class PretrainConfig(StrictModel):
-    profile: Literal["smoke", "cpu", "paper"] = "cpu"
+    profile: Profile = "cpu"
     data_dir: str | None = None
     train_networks: int = pydantic.Field(608, ge=1)
     valid_networks: int = pydantic.Field(77, ge=0)
@@ -135,7 +135,7 @@ def image_selection(cfg: PretrainConfig, train_y: np.ndarray, test_y: np.ndarray
 
 def pick_networks(cfg: PretrainConfig, bench) -> list[tuple[str, str]]:
     """(hash, role) of the sampled networks: role 'train' or 'valid'."""
-    from pipeline.iodata import space_split
+    from trainables.infonas.iodata import space_split
 
     train_rows, valid_rows = space_split(len(bench), cfg.valid_fraction, seed=cfg.seed)
     rng = np.random.default_rng(cfg.seed + 2)

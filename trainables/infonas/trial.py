@@ -1,7 +1,7 @@
 """One arch2vec or Info-NAS IO-model trial on NAS-Bench-101.
 
 ``model: arch2vec`` trains the graph VAE alone: an epoch is one pass over the training cells
-(the training part of :func:`pipeline.iodata.space_split`, at most ``max_cells`` of them).
+(the training part of :func:`trainables.infonas.iodata.space_split`, at most ``max_cells`` of them).
 With ``same_batches: true`` it follows the IO model's schedule instead, batch for batch (a
 labelled batch contributes its networks' cells, with the VAE loss only): the paper's
 "arch2vec trained concurrently with our model", the even comparison.
@@ -23,7 +23,7 @@ the latent features of the benchmark's cells (encoder mean, averaged over a cell
 nodes, as arch2vec feeds its predictors) as the ``latent`` table (and ``latent_e<N>`` after
 each epoch N of ``latent_epochs``: the paper searches with 10- and 30-epoch features).
 With ``evaluate`` (default) the trial then runs the Info-NAS evaluations on the final
-features (:mod:`pipeline.nas_eval`): random-forest performance prediction per train size
+features (:mod:`trainables.infonas.evaluate`): random-forest performance prediction per train size
 and seed (table ``prediction``) and REINFORCE vs random search regret curves (table
 ``search``), on the labelled cells.
 """
@@ -39,10 +39,16 @@ import torch
 from pipeline.benchmarks import Benchmark, load_benchmark
 from pipeline.cells import table_to_dense
 from pipeline.config import ConfigError
-from pipeline.iodata import IODataset, Preprocess, load_io_dataset, mean_baseline_l1, space_split
 from pipeline.models.arch2vec import Arch2Vec, IOModel
 from pipeline.trial import Reporter, TrialResult, pick_device
 from trainables.infonas.config import NUM_NODES, IOEmbeddingConfig, decode_to_cells
+from trainables.infonas.iodata import (
+    IODataset,
+    Preprocess,
+    load_io_dataset,
+    mean_baseline_l1,
+    space_split,
+)
 
 
 class IOTrial:
@@ -342,7 +348,7 @@ class IOTrial:
     def evaluate(self, latent: dict, metrics: dict) -> dict[str, list[dict]]:
         """Performance prediction and REINFORCE vs random search on the latent features
         (labelled cells only; the pretrained networks are left out of the prediction pool)."""
-        from pipeline.nas_eval import evaluate_latent
+        from trainables.infonas.evaluate import evaluate_latent
 
         cfg = self.cfg
         found, frames = evaluate_latent(
@@ -375,16 +381,3 @@ class IOTrial:
             for name, s in self.io.splits.items():
                 out[f"io_{name}_pairs"] = len(s)
         return out
-
-
-def run_trial(
-    config: dict,
-    reporter: Reporter | None = None,
-    progress: bool = False,
-    bench: Benchmark | None = None,
-) -> TrialResult:
-    """Validate ``config``, train one trial, and return its result."""
-    from trainables.infonas import EXPERIMENT
-
-    cfg = EXPERIMENT.make_config(config)
-    return IOTrial(cfg, bench).run(reporter, progress)

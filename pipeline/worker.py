@@ -1,0 +1,49 @@
+"""The Ray Tune entry of every trial: it finds the trial's experiment by name in the
+registry (:mod:`pipeline.experiments`), so the core never imports an experiment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+
+def tune_entry(config: dict) -> None:
+    """Ray Tune entry: ``config["spec"]`` = {"experiment", "trial": <trial config>,
+    "trial_id", "cpus", "data_dir", "cwd"}.
+
+    Reports every epoch to Tune, then a final result with a checkpoint folder holding the
+    trial's files (result.json, epochs/generated and extra Parquet tables, model.pt), which
+    the driver turns into the sweep's Parquet and MLflow records. Runs on CUDA when Ray gave
+    the trial a GPU. Relative paths in the trial config (``io_data``) mean what they mean to
+    the driver: the trial runs in the driver's working directory (``spec["cwd"]``) when that
+    folder exists on the worker's machine (on a cluster, give absolute shared paths).
+    """
+    import tempfile
+
+    import ray
+    from ray import tune
+
+    from pipeline.experiments import get_experiment
+    from pipeline.io import write_trial_outputs
+
+    spec = config["spec"]
+    run_trial = get_experiment(spec["experiment"]).run_trial
+    trial_cfg = dict(spec["trial"])
+    if spec.get("data_dir") and not trial_cfg.get("data_dir"):
+        trial_cfg["data_dir"] = spec["data_dir"]
+    if spec.get("cwd") and Path(spec["cwd"]).is_dir():
+        os.chdir(spec["cwd"])  # Tune starts trials in their own folder; paths are the user's
+    cpus = max(1, int(spec.get("cpus", 1)))
+    torch.set_num_threads(cpus)
+    if trial_cfg.get("device", "auto") == "auto":
+        trial_cfg["device"] = "cuda" if ray.get_gpu_ids() else "cpu"
+
+    def report(row: dict) -> None:
+        tune.report({k: v for k, v in row.items() if isinstance(v, int | float)})
+
+    result = run_trial(trial_cfg, reporter=report)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_trial_outputs(Path(tmp), trial_cfg, result)
+        tune.report({**result.metrics, "final": 1}, checkpoint=tune.Checkpoint.from_directory(tmp))
