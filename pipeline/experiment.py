@@ -14,6 +14,7 @@ profile is the Config's own default when none is given.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,10 +60,12 @@ class Experiment:
     run_name_fields: tuple[str, ...] = ("seed",)  # MLflow run name: field=value-...-trial_id
     tag_fields: tuple[str, ...] = ("profile",)  # MLflow tags of each run
     check: Callable[[Any, str], None] | None = None  # cross-field rules; raise ConfigError
-    write_tables: TableWriter | None = None
-    write_figures: FigureWriter | None = None
-    report: ReportWriter | None = None
-    add_commands: Callable[[Any], None] | None = None  # (argparse subparsers) -> None
+    # Hooks: a function, or "module:function" imported on first use (plotting libraries
+    # then load only when a command draws, never in a Ray worker); see :meth:`call`.
+    write_tables: TableWriter | str | None = None
+    write_figures: FigureWriter | str | None = None
+    report: ReportWriter | str | None = None
+    add_commands: Callable[[Any], None] | str | None = None  # (argparse subparsers) -> None
     claims_old_train_form: bool = False  # `gnn2gnn train` with no experiment and no --model
 
     def __post_init__(self) -> None:
@@ -81,10 +84,18 @@ class Experiment:
                 )
         if "profile" not in self.config.model_fields:
             raise TypeError(f"experiment {self.name}: its Config needs a profile field")
+        for profile in PROFILES:  # every profile must give a valid config on its own
+            make_config(self.config, self.profiles, {"profile": profile}, f"{self.name} {profile}")
 
-    @property
-    def default_profile(self) -> str:
-        return self.config.model_fields["profile"].default
+    def call(self, hook: str, *args: Any) -> Any:
+        """Call a hook (``write_tables``, ...) with ``args``; None when it is not set."""
+        fn = getattr(self, hook)
+        if fn is None:
+            return None
+        if isinstance(fn, str):
+            module, _, attr = fn.partition(":")
+            fn = getattr(importlib.import_module(module), attr)
+        return fn(*args)
 
     def make_config(self, data: Mapping[str, Any], source: str = "trial config"):
         """The validated Config (see :func:`make_config`), cross-field rules checked."""

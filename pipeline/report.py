@@ -15,8 +15,7 @@ def write_tables(results: Path, out: Path, formats: tuple[str, ...] = FORMATS) -
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for exp in experiments().values():
-        if exp.write_tables is not None:
-            written += exp.write_tables(Path(results), out, formats)
+        written += exp.call("write_tables", Path(results), out, formats) or []
     return written
 
 
@@ -25,8 +24,7 @@ def write_figures(results: Path, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for exp in experiments().values():
-        if exp.write_figures is not None:
-            written += exp.write_figures(Path(results), out)
+        written += exp.call("write_figures", Path(results), out) or []
     return written
 
 
@@ -39,8 +37,7 @@ def write_report(results: Path, out: Path | None = None) -> Path:
     figures = write_figures(results, out)
     lines = [f"# Reproduction report for `{results}`", ""]
     for exp in experiments().values():
-        if exp.report is not None:
-            lines += exp.report(results, tables)
+        lines += exp.call("report", results, tables) or []
     if figures:
         lines += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figures] + [""]
     report = out / "report.md"

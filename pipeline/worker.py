@@ -29,21 +29,22 @@ def tune_entry(config: dict) -> None:
     from pipeline.io import write_trial_outputs
 
     spec = config["spec"]
-    run_trial = get_experiment(spec["experiment"]).run_trial
+    experiment = get_experiment(spec["experiment"])
+    fields = experiment.config.model_fields  # data_dir and device only where the Config has them
     trial_cfg = dict(spec["trial"])
-    if spec.get("data_dir") and not trial_cfg.get("data_dir"):
+    if spec.get("data_dir") and not trial_cfg.get("data_dir") and "data_dir" in fields:
         trial_cfg["data_dir"] = spec["data_dir"]
     if spec.get("cwd") and Path(spec["cwd"]).is_dir():
         os.chdir(spec["cwd"])  # Tune starts trials in their own folder; paths are the user's
     cpus = max(1, int(spec.get("cpus", 1)))
     torch.set_num_threads(cpus)
-    if trial_cfg.get("device", "auto") == "auto":
+    if "device" in fields and trial_cfg.get("device", "auto") == "auto":
         trial_cfg["device"] = "cuda" if ray.get_gpu_ids() else "cpu"
 
     def report(row: dict) -> None:
         tune.report({k: v for k, v in row.items() if isinstance(v, int | float)})
 
-    result = run_trial(trial_cfg, reporter=report)
+    result = experiment.run_trial(trial_cfg, reporter=report)
     with tempfile.TemporaryDirectory() as tmp:
         write_trial_outputs(Path(tmp), trial_cfg, result)
         tune.report({**result.metrics, "final": 1}, checkpoint=tune.Checkpoint.from_directory(tmp))

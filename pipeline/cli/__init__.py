@@ -29,8 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_parsers(sub)
     train.add_parsers(sub)
     for exp in experiments().values():
-        if exp.add_commands is not None:
-            exp.add_commands(sub)
+        exp.call("add_commands", sub)
     sweep.add_parsers(sub)
     analysis.add_parsers(sub)
     return parser

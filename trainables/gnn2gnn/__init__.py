@@ -8,7 +8,6 @@ lambda schedule, sampling, row choice), ``trial`` (training and evaluation), ``t
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from pipeline.benchmarks import Benchmark
 from pipeline.experiment import Experiment
@@ -16,24 +15,6 @@ from pipeline.trial import Reporter, TrialResult
 from trainables.gnn2gnn.config import PROFILES, GNN2GNNConfig
 from trainables.gnn2gnn.parts import lambda_at
 from trainables.gnn2gnn.trial import Trial
-
-
-def _tables(results: Path, out: Path, formats: tuple[str, ...]) -> list[Path]:
-    from trainables.gnn2gnn.render import write_tables
-
-    return write_tables(results, out, formats)
-
-
-def _figures(results: Path, out: Path) -> list[Path]:
-    from trainables.gnn2gnn.figures import write_figures
-
-    return write_figures(results, out)
-
-
-def _report(results: Path, written: list[Path]) -> list[str]:
-    from trainables.gnn2gnn.report import report_sections
-
-    return report_sections(results, written)
 
 
 def run_trial(
@@ -55,9 +36,9 @@ EXPERIMENT = Experiment(
     progress_metric="mean_acc",
     run_name_fields=("model", "mu", "tau", "lambda", "seed"),
     tag_fields=("profile", "benchmark", "dataset", "model"),
-    write_tables=_tables,
-    write_figures=_figures,
-    report=_report,
+    write_tables="trainables.gnn2gnn.render:write_tables",
+    write_figures="trainables.gnn2gnn.figures:write_figures",
+    report="trainables.gnn2gnn.report:report_sections",
     claims_old_train_form=True,
 )
 

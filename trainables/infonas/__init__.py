@@ -6,37 +6,12 @@ tables and figures of an ``io_embedding`` sweep (``analysis``)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from pipeline.benchmarks import Benchmark
 from pipeline.experiment import Experiment
 from pipeline.trial import Reporter, TrialResult
 from trainables.infonas.config import PROFILES, IOEmbeddingConfig, check
 from trainables.infonas.trial import IOTrial
-
-
-def _tables(results: Path, out: Path, formats: tuple[str, ...]) -> list[Path]:
-    from trainables.infonas.analysis import write_infonas_tables
-
-    return write_infonas_tables(results, out, formats)
-
-
-def _figures(results: Path, out: Path) -> list[Path]:
-    from trainables.infonas.analysis import write_infonas_figures
-
-    return write_infonas_figures(results, out)
-
-
-def _report(results: Path, written: list[Path]) -> list[str]:
-    from trainables.infonas.analysis import report_sections
-
-    return report_sections(results, written)
-
-
-def _commands(sub) -> None:
-    from trainables.infonas.cli import add_commands
-
-    add_commands(sub)
 
 
 def run_trial(
@@ -59,10 +34,10 @@ EXPERIMENT = Experiment(
     run_name_fields=("model", "same_batches", "seed"),
     tag_fields=("profile", "benchmark", "dataset", "model"),
     check=check,
-    write_tables=_tables,
-    write_figures=_figures,
-    report=_report,
-    add_commands=_commands,
+    write_tables="trainables.infonas.analysis:write_infonas_tables",
+    write_figures="trainables.infonas.analysis:write_infonas_figures",
+    report="trainables.infonas.analysis:report_sections",
+    add_commands="trainables.infonas.cli:add_commands",
 )
 
 
