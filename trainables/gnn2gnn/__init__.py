@@ -8,7 +8,6 @@ lambda schedule, sampling, row choice), ``trial`` (training and evaluation), ``t
 
 from __future__ import annotations
 
-
 from pipeline.benchmarks import Benchmark
 from pipeline.experiment import Experiment
 from pipeline.trial import Reporter, TrialResult

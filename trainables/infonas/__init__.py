@@ -6,7 +6,6 @@ tables and figures of an ``io_embedding`` sweep (``analysis``)."""
 
 from __future__ import annotations
 
-
 from pipeline.benchmarks import Benchmark
 from pipeline.experiment import Experiment
 from pipeline.trial import Reporter, TrialResult
