@@ -48,4 +48,9 @@ def get_experiment(name: str) -> Experiment:
 
 def validate_trial_config(experiment: str, config: dict, where: str) -> None:
     """Sweep-file check of one expanded trial config against its experiment's Config."""
-    get_experiment(experiment).make_config(config, where)
+    known = experiments()
+    if experiment not in known:
+        raise ConfigError(
+            f"{where}: trainable: unknown experiment {experiment!r}; installed: {sorted(known)}"
+        )
+    known[experiment].make_config(config, where)
