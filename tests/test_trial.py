@@ -4,6 +4,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from pipeline.config import ConfigError
 from trainables.gnn2gnn import Trial, lambda_at, make_config, run_trial
@@ -219,3 +220,16 @@ def test_default_gnn2gnn_beats_erdos_renyi(benchmark):
     assert mean(ours, "top10") > 1.5 * mean(er, "top10"), (ours, er)
     assert mean(ours, "acc_n") > mean(er, "acc_n") + 5, (ours, er)
     assert mean(ours, "mean_acc") > mean(er, "mean_acc"), (ours, er)
+
+
+def test_generator_ema_averages_the_weights_it_evaluates(nats):
+    """generator_ema: the evaluated generator is the moving average of G's weights."""
+    trial = Trial(make_config({**SMOKE, "device": "cpu", "generator_ema": 0.75}), nats)
+    assert trial.shown is not trial.gen
+    before = [p.detach().clone() for p in trial.gen.parameters()]
+    trial.step(torch.arange(8), 0.5)
+    for avg, old, new in zip(trial.shown.parameters(), before, trial.gen.parameters(), strict=True):
+        torch.testing.assert_close(avg, 0.75 * old + 0.25 * new.detach())
+    assert not any(p.requires_grad for p in trial.shown.parameters())
+    plain = Trial(make_config({**SMOKE, "device": "cpu"}), nats)
+    assert plain.shown is plain.gen  # off by default: G itself is evaluated

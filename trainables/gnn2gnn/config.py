@@ -71,6 +71,13 @@ class GNN2GNNConfig(StrictModel):
         0.0, ge=0, description="bonus on the entropy of G's edge and op distributions"
     )
     spectral_norm: bool = pydantic.Field(False, description="spectral norm in D and V")
+    generator_ema: float = pydantic.Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="decay of an exponential moving average of G's weights, updated every "
+        "step and used for every evaluation (0: off, G itself is evaluated)",
+    )
     num_nodes: int | None = pydantic.Field(None, ge=2, description="N; default: space max")
     nu: int = pydantic.Field(2, ge=1, description="critic graph convolutions")
     valuer_on_generated: bool = pydantic.Field(

@@ -93,6 +93,9 @@ class Trial:
             "dropout": cfg.critic_dropout,
             "spectral_norm": cfg.spectral_norm,
         }
+        # the generator that is evaluated: G itself, or a moving average of its weights
+        self.shown = copy.deepcopy(self.gen) if cfg.generator_ema > 0 else self.gen
+        self.shown.requires_grad_(self.shown is self.gen)
         self.disc = Discriminator(**critic, minibatch_std=cfg.minibatch_std).to(dev)
         self.valuer = Valuer(**critic, mode=cfg.valuer).to(dev)
         self.trainable = cfg.model != "random"
@@ -207,6 +210,8 @@ class Trial:
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_g.step()
+        if self.shown is not self.gen:
+            self._update_ema()
         return {
             "d_loss": d_loss.detach(),
             "v_loss": v_loss.detach(),
@@ -217,11 +222,19 @@ class Trial:
             "d_fake_acc": (d_fake.detach() < 0).float().mean(),
         }
 
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        decay = self.cfg.generator_ema
+        for avg, cur in zip(self.shown.parameters(), self.gen.parameters(), strict=True):
+            avg.lerp_(cur, 1.0 - decay)
+        for avg, cur in zip(self.shown.buffers(), self.gen.buffers(), strict=True):
+            avg.copy_(cur)
+
     def evaluate(self, k: int, seed: int) -> tuple[dict, np.ndarray, list[str | None], float]:
         """K generated cells: metrics on the evaluation benchmark, keys, hashes, and the
         selection score of the protocol (see the module docstring)."""
         eval_gen = torch.Generator(device=self.device).manual_seed(seed)
-        keys, hashes = generate(self.gen, k, self.eval_decoder, eval_gen)
+        keys, hashes = generate(self.shown, k, self.eval_decoder, eval_gen)
         metrics = generation_metrics(hashes, self.reference)
         if self.cfg.protocol == "authors":
             score = metrics["top10_all"]
@@ -269,7 +282,7 @@ class Trial:
             number = epoch + 1 if self.trainable else 0
             if score >= best_score:  # ties: the later, longer-trained epoch
                 best_score, best_epoch = score, number
-                best_state = copy.deepcopy(self.gen.state_dict())
+                best_state = copy.deepcopy(self.shown.state_dict())
             row = {
                 "epoch": number,
                 "lambda": lam,
@@ -290,12 +303,12 @@ class Trial:
         # Both generators on the same K cells' worth of noise: the last epoch's and the kept one.
         final_seed = cfg.seed * 7919 + 1_000_003
         final, f_keys, f_hashes, _ = self.evaluate(cfg.num_generated, final_seed)
-        final_state = self.gen.state_dict()
+        final_state = self.shown.state_dict()
         selected, keys, hashes = final, f_keys, f_hashes
         last = rows[-1]["epoch"]
         if best_epoch != last:
             final_state = copy.deepcopy(final_state)
-            self.gen.load_state_dict(best_state)
+            self.shown.load_state_dict(best_state)
             selected, keys, hashes, _ = self.evaluate(cfg.num_generated, final_seed)
         train_seconds = sum(r["train_seconds"] for r in rows)
         metrics = {
@@ -341,7 +354,7 @@ class Trial:
 
     def state_dict(self) -> dict:
         return {
-            "generator": {k: v.cpu() for k, v in self.gen.state_dict().items()},
+            "generator": {k: v.cpu() for k, v in self.shown.state_dict().items()},
             "discriminator": {k: v.cpu() for k, v in self.disc.state_dict().items()},
             "valuer": {k: v.cpu() for k, v in self.valuer.state_dict().items()},
         }
