@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline.io import write_text
+
 FORMATS = ("md", "csv", "tex")
 
 
@@ -62,12 +64,12 @@ def write_frame(
     """``stem.md``, ``stem.csv`` and ``stem.tex`` as ``formats`` asks; the files written."""
     written = []
     if "md" in formats:
-        stem.with_suffix(".md").write_text(markdown(frame, caption, title))
+        write_text(markdown(frame, caption, title), stem.with_suffix(".md"))
         written.append(stem.with_suffix(".md"))
     if "csv" in formats:
         frame.to_csv(stem.with_suffix(".csv"), index=False)
         written.append(stem.with_suffix(".csv"))
     if "tex" in formats:
-        stem.with_suffix(".tex").write_text(latex(frame, caption))
+        write_text(latex(frame, caption), stem.with_suffix(".tex"))
         written.append(stem.with_suffix(".tex"))
     return written

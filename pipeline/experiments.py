@@ -12,6 +12,7 @@ The entry point's name must equal the experiment's ``name``. Installed packages 
 
 from __future__ import annotations
 
+import warnings
 from functools import cache
 from importlib.metadata import entry_points
 
@@ -28,7 +29,11 @@ def experiments() -> dict[str, Experiment]:
     for ep in entry_points(group=GROUP):
         if ep.name in found:
             continue  # the same distribution seen twice on sys.path
-        exp = ep.load()
+        try:
+            exp = ep.load()
+        except Exception as exc:  # one broken plugin must not stop the others
+            warnings.warn(f"experiment {ep.name} ({ep.value}) not loaded: {exc!r}", stacklevel=2)
+            continue
         if not isinstance(exp, Experiment):
             raise TypeError(f"entry point {ep.name} = {ep.value} is not an Experiment")
         if exp.name != ep.name:
@@ -41,7 +46,8 @@ def get_experiment(name: str) -> Experiment:
     known = experiments()
     if name not in known:
         raise ConfigError(
-            f"unknown experiment {name!r}; installed: {sorted(known)} (entry-point group {GROUP})"
+            f"unknown experiment {name!r}; installed: {sorted(known)} (entry-point group "
+            f"{GROUP}; after updating the project, reinstall it: pip install -e .)"
         )
     return known[name]
 

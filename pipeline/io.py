@@ -46,6 +46,13 @@ def atomic_write_parquet(frame: pd.DataFrame | pa.Table, path: Path) -> None:
         pq.write_table(table, tmp)
 
 
+def write_text(text: str, path: Path) -> Path:
+    """A text file (a table, a report), whole or not at all; returns ``path``."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
 def write_json(obj, path: Path) -> None:
     """A JSON file (indented), whole or not at all."""
     with atomic_path(path) as tmp:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.experiments import experiments
+from pipeline.io import write_text
 
 FORMATS = ("md", "csv", "tex")
 
@@ -41,5 +42,5 @@ def write_report(results: Path, out: Path | None = None) -> Path:
     if figures:
         lines += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figures] + [""]
     report = out / "report.md"
-    report.write_text("\n".join(lines))
+    write_text("\n".join(lines), report)
     return report

@@ -47,10 +47,15 @@ def read_dataset(files: list[Path]) -> pd.DataFrame:
     """Parquet files as one dataset, columns unified (a column one part lacks is null)."""
     if not files:
         return pd.DataFrame()
-    schema = pa.unify_schemas(
-        [pq.read_schema(f) for f in files], promote_options="permissive"
-    ).remove_metadata()
-    table = ds.dataset([str(f) for f in files], schema=schema, format="parquet").to_table()
+    try:
+        schema = pa.unify_schemas(
+            [pq.read_schema(f) for f in files], promote_options="permissive"
+        ).remove_metadata()
+        table = ds.dataset([str(f) for f in files], schema=schema, format="parquet").to_table()
+    except (pa.ArrowTypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        # a column whose type differs between parts (e.g. a number in one, text in
+        # another): read part by part and let pandas keep both (object columns)
+        return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
     return table.to_pandas()
 
 
@@ -87,11 +92,12 @@ def read_trials(folder: Path) -> pd.DataFrame:
 
 def read_part(folder: Path, name: str, trial_ids: set[str] | None = None) -> pd.DataFrame:
     """A per-trial table (``epochs``, ``generated`` or an extra table such as ``latent``)
-    of the recorded trials (or of ``trial_ids``), with a ``trial_id`` column."""
+    of the finished trials (status ok; or of ``trial_ids``), with a ``trial_id`` column."""
     folder = Path(folder)
     if trial_ids is None:
         trials = read_trials(folder)
-        trial_ids = set(trials["trial_id"]) if len(trials) else set()
+        ok = trials[trials["status"] == "ok"] if len(trials) else trials
+        trial_ids = set(ok["trial_id"]) if len(ok) else set()
     files = [f for f in _files(folder / name) if f.stem in trial_ids]
     new = read_dataset(files)
     if len(new) and "trial_id" not in new:  # extra tables carry no id column
@@ -146,13 +152,17 @@ class ResultsStore:
         """One trial's parts (epochs, generated cells, extra tables copied from ``tables``:
         name -> Parquet file), then its row: the row is on disk only once the rest is."""
         tid = row["trial_id"]
+        tables = dict(tables or {})
+        for sub in self.folder.iterdir():  # parts of an earlier attempt this one lacks
+            if sub.is_dir() and sub.name != TRIALS and sub.name not in (*PARTS, *tables):
+                part_path(self.folder, sub.name, tid).unlink(missing_ok=True)
         for name, frame in zip(PARTS, (epochs, generated), strict=True):
             path = part_path(self.folder, name, tid)
             if frame is not None and len(frame):
                 atomic_write_parquet(frame.assign(trial_id=tid), path)
             else:
-                path.unlink(missing_ok=True)  # a stale part of an earlier attempt
-        for name, source in (tables or {}).items():
+                path.unlink(missing_ok=True)
+        for name, source in tables.items():
             self.record_table(name, tid, source)
         flat = {k: (json.dumps(v) if isinstance(v, dict | list) else v) for k, v in row.items()}
         atomic_write_parquet(pd.DataFrame([flat]), part_path(self.folder, TRIALS, tid))

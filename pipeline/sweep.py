@@ -160,6 +160,9 @@ def _tune_callback_class():
                 "status": status,
                 **self.meta["row"],
                 **spec["trial"],
+                # typed values (``1e-3`` in a YAML file is a string until validated), so
+                # every row of the dataset has the same column types, failed rows too
+                **self.meta["make_config"](spec["trial"]).model_dump(by_alias=True),
                 "attempts": int(getattr(trial, "num_failures", 0)) + 1,
                 "started_at": self.started.get(tid),
                 "finished_at": time.time(),
@@ -274,7 +277,7 @@ def run_sweep(
         )
     pending = [(trial_id(c), c) for c in trials if trial_id(c) not in finished]
     tracker = SweepTracker(folder, spec.name)
-    closed = tracker.close_orphans({tid for tid, _ in pending})
+    closed = tracker.close_orphans({tid for tid, _ in pending}, finished)
     log(
         f"[{spec.name}] {len(trials)} trials at profile {profile}: {len(finished)} finished "
         f"already, {len(pending)} to run"

@@ -41,12 +41,17 @@ class SweepTracker:
             if tid:
                 self._runs[tid] = run.info.run_id
 
-    def close_orphans(self, rerun: set[str]) -> int:
-        """Mark RUNNING runs whose trial will not run again as KILLED; returns how many."""
+    def close_orphans(self, rerun: set[str], finished: set[str] = frozenset()) -> int:
+        """Close RUNNING runs whose trial will not run again: FINISHED when the trial is
+        recorded as finished (the driver died between its Parquet row and MLflow), KILLED
+        otherwise; returns how many."""
         closed = 0
         for run in self.client.search_runs([self.experiment_id], "attributes.status = 'RUNNING'"):
-            if run.data.tags.get("trial_id") not in rerun:
-                self.client.set_terminated(run.info.run_id, "KILLED")
+            tid = run.data.tags.get("trial_id")
+            if tid not in rerun:
+                self.client.set_terminated(
+                    run.info.run_id, "FINISHED" if tid in finished else "KILLED"
+                )
                 closed += 1
         return closed
 

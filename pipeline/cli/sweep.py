@@ -8,9 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-import yaml
-
 from pipeline.cli.common import log
+from pipeline.cli.flags import yaml_value
 from pipeline.errors import UserError
 from pipeline.experiment import PROFILES
 from pipeline.experiments import get_experiment, validate_trial_config
@@ -66,7 +65,7 @@ def override_sweep(spec, seeds: int | None, sets: list[str] | None):
             key, sep, value = item.partition("=")
             if not sep or not key.strip():
                 raise UserError(f"--set expects KEY=VALUE, got {item!r}")
-            base[key.strip()] = yaml.safe_load(value)
+            base[key.strip()] = yaml_value(f"--set {key.strip()}", value)
         update["base"] = base
     return spec.model_copy(update=update) if update else spec
 

@@ -32,7 +32,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pipeline.io import write_trial_outputs
 
     exp = experiments()[args.experiment]
-    config = config_from_args(args, args.config_keys)
+    config = config_from_args(args, args.config_keys, exp.config)
     exp.make_config(config, "command line")  # errors name the option before anything loads
 
     def report(row: dict) -> None:

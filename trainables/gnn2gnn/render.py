@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.render import tex_escape
+from pipeline.io import write_text
 from trainables.gnn2gnn.tables import (
     METRIC_TITLES,
     METRICS,
@@ -137,12 +138,12 @@ def write_tables(
     for t in sweep_tables(results):
         stem = out / f"table{t.spec.number}_{t.sweep}"
         if "md" in formats:
-            stem.with_suffix(".md").write_text(to_markdown(t))
+            write_text(to_markdown(t), stem.with_suffix(".md"))
             written.append(stem.with_suffix(".md"))
         if "csv" in formats:
             to_csv(t, stem.with_suffix(".csv"))
             written.append(stem.with_suffix(".csv"))
         if "tex" in formats:
-            stem.with_suffix(".tex").write_text(to_latex(t))
+            write_text(to_latex(t), stem.with_suffix(".tex"))
             written.append(stem.with_suffix(".tex"))
     return written

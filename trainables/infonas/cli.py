@@ -81,7 +81,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     prof = PROFILES[args.profile]
     exclude: set[str] = set()
     if args.exclude:
-        exclude = set(pd.read_parquet(Path(args.exclude) / "networks.parquet")["hash"])
+        networks = Path(args.exclude) / "networks.parquet"
+        if not networks.is_file():
+            raise UserError(f"--exclude {args.exclude}: no networks.parquet (a pretraining folder)")
+        exclude = set(pd.read_parquet(networks)["hash"])
     bench = load_benchmark("nasbench101", label=args.label, data_dir=args.data_dir)
     metrics, frames = evaluate_latent(
         latent,

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from pipeline.benchmarks.base import BenchmarkError
+from pipeline.config import ConfigError
 
 
 @dataclass
@@ -107,7 +108,7 @@ def predict_performance(
     rows = []
     for size in sizes:
         if size >= len(acc):
-            raise ValueError(f"train size {size} >= the {len(acc)} cells of the pool")
+            raise ConfigError(f"train size {size} >= the {len(acc)} cells of the pool")
         for seed in seeds:
             rng = np.random.default_rng(seed)
             perm = rng.permutation(len(acc))
