@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
-from pipeline.io import write_text
-
-FORMATS = ("md", "csv", "tex")
+from pipeline.io import atomic_path
 
 
 def tex_escape(text: str) -> str:
@@ -58,18 +57,31 @@ def latex(frame: pd.DataFrame, caption: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_formats(
+    stem: Path, formats: tuple[str, ...], writers: dict[str, Callable[[Path], None]]
+) -> list[Path]:
+    """``stem.<fmt>`` for each of ``formats`` that ``writers`` has (fmt -> a function that
+    writes the file at the path it is given), each written atomically; the files written."""
+    written = []
+    for fmt, write in writers.items():
+        if fmt in formats:
+            path = stem.with_suffix(f".{fmt}")
+            with atomic_path(path) as tmp:
+                write(tmp)
+            written.append(path)
+    return written
+
+
 def write_frame(
     frame: pd.DataFrame, stem: Path, formats: tuple[str, ...], caption: str, title: str
 ) -> list[Path]:
     """``stem.md``, ``stem.csv`` and ``stem.tex`` as ``formats`` asks; the files written."""
-    written = []
-    if "md" in formats:
-        write_text(markdown(frame, caption, title), stem.with_suffix(".md"))
-        written.append(stem.with_suffix(".md"))
-    if "csv" in formats:
-        frame.to_csv(stem.with_suffix(".csv"), index=False)
-        written.append(stem.with_suffix(".csv"))
-    if "tex" in formats:
-        write_text(latex(frame, caption), stem.with_suffix(".tex"))
-        written.append(stem.with_suffix(".tex"))
-    return written
+    return write_formats(
+        stem,
+        formats,
+        {
+            "md": lambda p: p.write_text(markdown(frame, caption, title)),
+            "csv": lambda p: frame.to_csv(p, index=False),
+            "tex": lambda p: p.write_text(latex(frame, caption)),
+        },
+    )

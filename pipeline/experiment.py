@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import pydantic
 
-from pipeline.config import PROFILES, ConfigError, validate
+from pipeline.config import PROFILES, validate
 from pipeline.trial import TrialResult
 
 M = TypeVar("M", bound=pydantic.BaseModel)
@@ -111,4 +111,4 @@ class Experiment:
         return tuple(a for a in args if isinstance(a, str))
 
 
-__all__ = ["Experiment", "PROFILES", "ConfigError"]
+__all__ = ["PROFILES", "Experiment", "make_config"]

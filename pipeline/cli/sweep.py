@@ -10,8 +10,8 @@ from pathlib import Path
 
 from pipeline.cli.common import log
 from pipeline.cli.flags import yaml_value
+from pipeline.config import PROFILES
 from pipeline.errors import UserError
-from pipeline.experiment import PROFILES
 from pipeline.experiments import get_experiment, validate_trial_config
 
 

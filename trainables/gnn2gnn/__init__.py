@@ -47,5 +47,12 @@ def make_config(data: dict, source: str = "trial config") -> GNN2GNNConfig:
     return EXPERIMENT.make_config(data, source)
 
 
-__all__ = ["EXPERIMENT", "GNN2GNNConfig", "PROFILES", "Trial", "lambda_at", "make_config"]
-__all__ += ["run_trial"]
+__all__ = [
+    "EXPERIMENT",
+    "GNN2GNNConfig",
+    "PROFILES",
+    "Trial",
+    "lambda_at",
+    "make_config",
+    "run_trial",
+]

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.render import tex_escape
-from pipeline.io import write_text
+from analysis.render import tex_escape, write_formats
+from pipeline.report import FORMATS
 from trainables.gnn2gnn.tables import (
     METRIC_TITLES,
     METRICS,
@@ -128,22 +128,19 @@ def to_latex(t: BuiltTable) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_tables(
-    results: Path, out: Path, formats: tuple[str, ...] = ("md", "csv", "tex")
-) -> list[Path]:
+def write_tables(results: Path, out: Path, formats: tuple[str, ...] = FORMATS) -> list[Path]:
     """Write each table in each format; returns the files written."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for t in sweep_tables(results):
-        stem = out / f"table{t.spec.number}_{t.sweep}"
-        if "md" in formats:
-            write_text(to_markdown(t), stem.with_suffix(".md"))
-            written.append(stem.with_suffix(".md"))
-        if "csv" in formats:
-            to_csv(t, stem.with_suffix(".csv"))
-            written.append(stem.with_suffix(".csv"))
-        if "tex" in formats:
-            write_text(to_latex(t), stem.with_suffix(".tex"))
-            written.append(stem.with_suffix(".tex"))
+        written += write_formats(
+            out / f"table{t.spec.number}_{t.sweep}",
+            formats,
+            {
+                "md": lambda p, t=t: p.write_text(to_markdown(t)),
+                "csv": lambda p, t=t: to_csv(t, p),
+                "tex": lambda p, t=t: p.write_text(to_latex(t)),
+            },
+        )
     return written

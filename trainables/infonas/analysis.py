@@ -30,6 +30,7 @@ import pandas as pd  # noqa: E402
 from analysis.figures import save_figure  # noqa: E402
 from analysis.render import write_frame  # noqa: E402
 from analysis.stats import mean_ci, t_half_width  # noqa: E402
+from pipeline.report import FORMATS  # noqa: E402
 from pipeline.results import experiment_sweeps, fingerprint, read_part, read_trials  # noqa: E402
 
 REFERENCE = {"rmse": 0.018, "pearson_r": 0.67}  # arch2vec paper, as quoted by Info-NAS
@@ -184,7 +185,7 @@ TABLE_BUILDERS = {
 
 
 def write_infonas_tables(
-    results: Path, out: Path, formats: tuple[str, ...] = ("md", "csv", "tex")
+    results: Path, out: Path, formats: tuple[str, ...] = FORMATS
 ) -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

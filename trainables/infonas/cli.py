@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 from pipeline.cli.common import log, print_result
+from pipeline.config import PROFILES as PROFILES_NAMES
 from pipeline.errors import UserError
-from pipeline.experiment import PROFILES as PROFILES_NAMES
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
