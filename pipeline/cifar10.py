@@ -21,7 +21,6 @@ random horizontal flip) to a whole batch on its device, seeded by a ``torch.Gene
 from __future__ import annotations
 
 import io
-import os
 import pickle
 import zipfile
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ import torch
 from pipeline.benchmarks.base import file_fingerprint
 from pipeline.errors import UserError
 from pipeline.io import atomic_path
+from pipeline.paths import cache_dir
 
 CLASSES = (
     "airplane",
@@ -70,11 +70,6 @@ class Cifar10:
     test_y: np.ndarray  # int64 [10000]
     source: str
     fingerprint: str
-
-
-def cache_dir() -> Path:
-    env = os.environ.get("GNN2GNN_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "gnn2gnn"
 
 
 def find_source(data_dir: Path) -> Path:

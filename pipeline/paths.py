@@ -2,15 +2,24 @@
 
 In order: an explicit directory (the CLI's ``--data-dir``), the ``GNN2GNN_DATA``
 environment variable, ``./data`` if it exists, then ``../shared/data`` beside the
-checkout (the team's shared folder, which CI also has).
+checkout (the team's shared folder, which CI also has). The folder may also be a URI
+(``s3://...``, ``gs://...``): each machine copies it once into its cache
+(:func:`stage_data`), so the nodes of a cluster need no shared disk.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
+import shutil
+import socket
 from pathlib import Path
 
+from pyarrow.fs import FileSelector
+
 from pipeline.errors import UserError
+from pipeline.storage import Location, is_uri
 
 ENV_VAR = "GNN2GNN_DATA"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -42,12 +51,72 @@ def candidate_data_dirs(explicit: str | os.PathLike | None = None) -> list[tuple
     return out
 
 
+def cache_dir() -> Path:
+    """``$GNN2GNN_CACHE`` or ``~/.cache/gnn2gnn``: this machine's decoded data, staged
+    data folders, the MLflow store of results on object storage."""
+    env = os.environ.get("GNN2GNN_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "gnn2gnn"
+
+
+def node_name() -> str:
+    """This machine, as an error message names it: host name and IP address."""
+    host = socket.gethostname()
+    try:
+        import ray
+
+        ip = ray.util.get_node_ip_address() if ray.is_initialized() else None
+    except Exception:  # noqa: BLE001 - a name for a message only
+        ip = None
+    return f"{host} ({ip})" if ip else host
+
+
+def stage_data(uri: str) -> Path:
+    """A local copy of the data folder at ``uri``, made once per machine.
+
+    The copy lives in ``<cache>/data/<fingerprint>``, the fingerprint being a hash of the
+    folder's file names, sizes and modification times, so a changed folder is copied
+    again; concurrent trials on one machine wait for one copy (a file lock) and a copy is
+    used only once complete.
+    """
+    src = Location.of(uri)
+    try:
+        infos = src.fs.get_file_info(FileSelector(src.path, recursive=True))
+    except (FileNotFoundError, OSError) as exc:
+        raise DataNotFoundError(
+            f"data folder {uri} cannot be listed from {node_name()}: {exc}"
+        ) from None
+    files = sorted((i.path[len(src.path) :], i.size, str(i.mtime_ns)) for i in infos if i.is_file)
+    if not files:
+        raise DataNotFoundError(f"data folder {uri} is empty or missing (seen from {node_name()})")
+    key = hashlib.sha256(repr((src.uri, files)).encode()).hexdigest()[:16]
+    root = cache_dir() / "data"
+    dest = root / key
+    if (dest / ".complete").exists():
+        return dest
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f".{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (dest / ".complete").exists():
+            tmp = root / f".{key}.tmp-{os.getpid()}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            src.copy_to_local(tmp)
+            (tmp / ".complete").write_text(uri)
+            shutil.rmtree(dest, ignore_errors=True)
+            os.replace(tmp, dest)
+    return dest
+
+
 def resolve_data_dir(explicit: str | os.PathLike | None = None) -> Path:
     """First existing data directory; DataNotFoundError naming every place looked otherwise.
 
     An explicit directory or ``GNN2GNN_DATA`` that does not exist is an error, never
-    silently replaced by a default.
+    silently replaced by a default. A URI (explicit or in ``GNN2GNN_DATA``) is staged into
+    this machine's cache (:func:`stage_data`).
     """
+    given = explicit if explicit is not None else os.environ.get(ENV_VAR)
+    if given is not None and is_uri(given) and not str(given).startswith("file://"):
+        return stage_data(str(given))
     places = candidate_data_dirs(explicit)
     for _, path in places:
         if path.is_dir():

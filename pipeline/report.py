@@ -11,29 +11,29 @@ from pipeline.io import write_text
 FORMATS = ("md", "csv", "tex")
 
 
-def write_tables(results: Path, out: Path, formats: tuple[str, ...] = FORMATS) -> list[Path]:
+def write_tables(results, out: Path, formats: tuple[str, ...] = FORMATS) -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for exp in experiments().values():
-        written += exp.call("write_tables", Path(results), out, formats) or []
+        written += exp.call("write_tables", results, out, formats) or []
     return written
 
 
-def write_figures(results: Path, out: Path) -> list[Path]:
+def write_figures(results, out: Path) -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for exp in experiments().values():
-        written += exp.call("write_figures", Path(results), out) or []
+        written += exp.call("write_figures", results, out) or []
     return written
 
 
-def write_report(results: Path, out: Path | None = None) -> Path:
+def write_report(results, out: Path | None = None) -> Path:
     """Tables (md, csv, tex), figures and ``report.md`` under ``out`` (default
-    ``<results>/report``): each experiment's sections, then every figure."""
-    results = Path(results)
-    out = Path(out) if out else results / "report"
+    ``<results>/report`` for a local folder): each experiment's sections, then every
+    figure. ``results``: a local folder or a URI (see :mod:`pipeline.results`)."""
+    out = Path(out) if out else Path(results) / "report"
     tables = write_tables(results, out)
     figures = write_figures(results, out)
     lines = [f"# Reproduction report for `{results}`", ""]

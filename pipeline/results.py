@@ -13,6 +13,9 @@ writes its own parts only, so its cost does not grow with the sweep, and the dri
 no rows in memory. Readers (:func:`read_trials`, :func:`read_part`) read each folder as
 one ``pyarrow.dataset`` dataset with the union of the parts' columns.
 
+A results folder may be a local (or NFS) path or a URI on object storage (``s3://``,
+``gs://``; see :mod:`pipeline.storage`): every function here takes either.
+
 Folders written before the parts layout (``trials.parquet``, ``epochs.parquet``,
 ``generated.parquet`` at the sweep's top) are read too; a trial recorded again in the new
 layout replaces its old row. Nothing converts them; new trials of a resumed old sweep add
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -31,55 +35,74 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from pipeline.io import atomic_write_parquet
+from pipeline.storage import Location
 
 TRIALS = "trials"
 PARTS = ("epochs", "generated")  # per-trial tables every trial has
 
+Where = str | os.PathLike | Location  # a local folder or a URI (``s3://...``, ``gs://...``)
 
-def _files(folder: Path) -> list[Path]:
+
+def _files(folder: Location) -> list[Location]:
     """The finished parts of a folder (not the temporary files of a write in progress)."""
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.glob("*.parquet") if not p.name.startswith("."))
+    return folder.files(".parquet")
 
 
-def read_dataset(files: list[Path]) -> pd.DataFrame:
-    """Parquet files as one dataset, columns unified (a column one part lacks is null)."""
+def read_dataset(files: list[Location]) -> pd.DataFrame:
+    """Parquet files (on one filesystem) as one dataset, columns unified (a column one part
+    lacks is null)."""
     if not files:
         return pd.DataFrame()
+    fs = files[0].fs
     try:
         schema = pa.unify_schemas(
-            [pq.read_schema(f) for f in files], promote_options="permissive"
+            [pq.read_schema(f.path, filesystem=fs) for f in files], promote_options="permissive"
         ).remove_metadata()
-        table = ds.dataset([str(f) for f in files], schema=schema, format="parquet").to_table()
+        table = ds.dataset(
+            [f.path for f in files], schema=schema, format="parquet", filesystem=fs
+        ).to_table()
     except (pa.ArrowTypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
         # a column whose type differs between parts (e.g. a number in one, text in
         # another): read part by part and let pandas keep both (object columns)
-        return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+        return pd.concat([_read(f) for f in files], ignore_index=True)
     return table.to_pandas()
 
 
-def _legacy(folder: Path, name: str) -> pd.DataFrame:
+def _read(file: Location) -> pd.DataFrame:
+    return pq.read_table(file.path, filesystem=file.fs).to_pandas()
+
+
+def write_parquet(frame: pd.DataFrame | pa.Table, target: Location) -> None:
+    """A Parquet file, whole or not at all, locally or on object storage."""
+    table = (
+        frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+    )
+    if target.is_local:
+        atomic_write_parquet(table, Path(target.path))
+        return
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    target.write_bytes(sink.getvalue().to_pybytes())
+
+
+def _legacy(folder: Location, name: str) -> pd.DataFrame:
     path = folder / f"{name}.parquet"
-    return pd.read_parquet(path) if path.is_file() else pd.DataFrame()
+    return _read(path) if path.is_file() else pd.DataFrame()
 
 
-def is_sweep_folder(folder: Path) -> bool:
-    folder = Path(folder)
+def is_sweep_folder(folder: Where) -> bool:
+    folder = Location.of(folder)
     return (folder / "trials.parquet").is_file() or bool(_files(folder / TRIALS))
 
 
-def sweep_folders(results: Path) -> list[Path]:
-    """The sweep folders directly under a results folder, in name order."""
-    results = Path(results)
-    if not results.is_dir():
-        return []
-    return [p for p in sorted(results.iterdir()) if p.is_dir() and is_sweep_folder(p)]
+def sweep_folders(results: Where) -> list[Location]:
+    """The sweep folders directly under a results folder (local or a URI), in name order."""
+    return [p for p in Location.of(results).dirs() if is_sweep_folder(p)]
 
 
-def read_trials(folder: Path) -> pd.DataFrame:
+def read_trials(folder: Where) -> pd.DataFrame:
     """Every recorded trial of a sweep, one row each (a part replaces an old-layout row)."""
-    folder = Path(folder)
+    folder = Location.of(folder)
     new = read_dataset(_files(folder / TRIALS))
     old = _legacy(folder, TRIALS)
     if len(old) and len(new):
@@ -90,10 +113,10 @@ def read_trials(folder: Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
-def read_part(folder: Path, name: str, trial_ids: set[str] | None = None) -> pd.DataFrame:
+def read_part(folder: Where, name: str, trial_ids: set[str] | None = None) -> pd.DataFrame:
     """A per-trial table (``epochs``, ``generated`` or an extra table such as ``latent``)
     of the finished trials (status ok; or of ``trial_ids``), with a ``trial_id`` column."""
-    folder = Path(folder)
+    folder = Location.of(folder)
     if trial_ids is None:
         trials = read_trials(folder)
         ok = trials[trials["status"] == "ok"] if len(trials) else trials
@@ -101,7 +124,7 @@ def read_part(folder: Path, name: str, trial_ids: set[str] | None = None) -> pd.
     files = [f for f in _files(folder / name) if f.stem in trial_ids]
     new = read_dataset(files)
     if len(new) and "trial_id" not in new:  # extra tables carry no id column
-        counts = [pq.read_metadata(f).num_rows for f in files]
+        counts = [pq.read_metadata(f.path, filesystem=f.fs).num_rows for f in files]
         new["trial_id"] = [f.stem for f, n in zip(files, counts, strict=True) for _ in range(n)]
     old = _legacy(folder, name)
     if len(old):
@@ -112,14 +135,14 @@ def read_part(folder: Path, name: str, trial_ids: set[str] | None = None) -> pd.
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
-def part_path(folder: Path, name: str, trial_id: str) -> Path:
-    return Path(folder) / name / f"{trial_id}.parquet"
+def part_path(folder: Where, name: str, trial_id: str) -> Location:
+    return Location.of(folder) / name / f"{trial_id}.parquet"
 
 
-def fingerprint(folder: Path) -> str:
+def fingerprint(folder: Where) -> str:
     """sha256 (12 hex) of a sweep's trial records: names the exact results a table shows."""
     digest = hashlib.sha256()
-    folder = Path(folder)
+    folder = Location.of(folder)
     for path in [folder / "trials.parquet", *_files(folder / TRIALS)]:
         if path.is_file():
             digest.update(path.name.encode())
@@ -128,11 +151,12 @@ def fingerprint(folder: Path) -> str:
 
 
 class ResultsStore:
-    """The writer of one sweep's results (see the module docstring)."""
+    """The writer of one sweep's results, in a local folder or under a URI (see the
+    module docstring)."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+    def __init__(self, folder: Where) -> None:
+        self.folder = Location.of(folder)
+        self.folder.mkdir()
         trials = read_trials(self.folder)
         self._finished = (
             set(trials.loc[trials["status"] == "ok", "trial_id"]) if len(trials) else set()
@@ -150,35 +174,35 @@ class ResultsStore:
         tables: dict[str, Path] | None = None,
     ) -> None:
         """One trial's parts (epochs, generated cells, extra tables copied from ``tables``:
-        name -> Parquet file), then its row: the row is on disk only once the rest is."""
+        name -> local Parquet file), then its row: the row is stored only once the rest is."""
         tid = row["trial_id"]
         tables = dict(tables or {})
-        for sub in self.folder.iterdir():  # parts of an earlier attempt this one lacks
-            if sub.is_dir() and sub.name != TRIALS and sub.name not in (*PARTS, *tables):
-                part_path(self.folder, sub.name, tid).unlink(missing_ok=True)
+        for sub in self.folder.dirs():  # parts of an earlier attempt this one lacks
+            if sub.name != TRIALS and sub.name not in (*PARTS, *tables):
+                part_path(self.folder, sub.name, tid).unlink()
         for name, frame in zip(PARTS, (epochs, generated), strict=True):
             path = part_path(self.folder, name, tid)
             if frame is not None and len(frame):
-                atomic_write_parquet(frame.assign(trial_id=tid), path)
+                write_parquet(frame.assign(trial_id=tid), path)
             else:
-                path.unlink(missing_ok=True)
+                path.unlink()
         for name, source in tables.items():
             self.record_table(name, tid, source)
         flat = {k: (json.dumps(v) if isinstance(v, dict | list) else v) for k, v in row.items()}
-        atomic_write_parquet(pd.DataFrame([flat]), part_path(self.folder, TRIALS, tid))
+        write_parquet(pd.DataFrame([flat]), part_path(self.folder, TRIALS, tid))
         if row.get("status") == "ok":
             self._finished.add(tid)
 
-    def record_table(self, name: str, tid: str, source: Path) -> Path:
+    def record_table(self, name: str, tid: str, source: Path) -> Location:
         """A trial's extra table (e.g. ``latent``) as ``<folder>/<name>/<trial_id>.parquet``."""
         if name in (TRIALS, *PARTS):
             raise ValueError(f"extra table name {name!r} is reserved")
         out = part_path(self.folder, name, tid)
-        atomic_write_parquet(pq.read_table(source), out)
+        write_parquet(pq.read_table(source), out)
         return out
 
 
-def experiment_sweeps(results: Path, experiment: str) -> list[tuple[Path, pd.DataFrame]]:
+def experiment_sweeps(results: Where, experiment: str) -> list[tuple[Location, pd.DataFrame]]:
     """(folder, trials) of every sweep under ``results`` whose trials ran ``experiment``
     (their ``trainable`` column)."""
     out = []

@@ -21,12 +21,16 @@ import pandas as pd
 from pipeline.errors import UserError
 from pipeline.experiment import Experiment
 from pipeline.results import PARTS, ResultsStore
+from pipeline.storage import Location, storage_env
 from pipeline.sweepspec import SweepSpec, expand, trial_id
 from pipeline.tracking import SweepTracker
 from pipeline.worker import tune_entry
 
-# Keep the embedded Ray on loopback and quiet (see DESIGN: pitfalls seen here).
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+# Keep the embedded Ray on loopback (Ray's single-node mode) and quiet (see DESIGN:
+# pitfalls seen here). Not in a driver of a multi-node cluster (``RAY_ADDRESS``, or the
+# CLI's --address): there single-node mode would hide the node's own raylet from it.
+if not os.environ.get("RAY_ADDRESS"):
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "1")
@@ -68,7 +72,9 @@ def init_ray(address: str | None) -> bool:
 
     if ray.is_initialized():
         return False
-    runtime_env = {"env_vars": {"MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0"}}
+    # workers reach the same object storage (and tracking server) as the driver
+    env = {"MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0", **storage_env()}
+    runtime_env = {"env_vars": env}
     if address:
         check_address(address)
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
@@ -170,9 +176,13 @@ def _tune_callback_class():
             }
 
         def on_trial_complete(self, iteration, trials, trial, **info):
+            # The trial's files come through Tune's storage (the results location: a local
+            # or shared folder, or object storage), never from another node's disk.
+            with trial.checkpoint.as_directory() as local:
+                self._complete(trial, Path(local))
+
+        def _complete(self, trial, folder: Path) -> None:
             tid = self._tid(trial)
-            ckpt = trial.checkpoint
-            folder = Path(ckpt.path)
             result = json.loads((folder / "result.json").read_text())
             metrics = result["metrics"]
             row = self._row(
@@ -225,7 +235,7 @@ def _tune_callback_class():
 
 @dataclass
 class SweepSummary:
-    folder: Path
+    folder: Location
     total: int
     skipped: int
     ran: int
@@ -239,25 +249,28 @@ def run_sweep(
     *,
     experiment: Experiment,
     profile: str,
-    results: Path,
+    results: str | Path | Location,
     benchmark: str | None = None,
     dataset: str | None = None,
     address: str | None = None,
     resume: bool = False,
     max_concurrent: int | None = None,
     data_dir: str | None = None,
+    tracking_uri: str | None = None,
     log: Callable[[str], None] = print,
 ) -> SweepSummary:
     """Run (or resume) every trial of ``spec`` at ``profile``; see the module docstring.
 
-    ``data_dir`` (resolved by the driver) is handed to every trial that does not set its own,
-    so workers never depend on their working directory; it is not part of the trial id.
+    ``results`` is a local folder or a URI (``s3://``, ``gs://``): the sweep's Parquet
+    dataset and Tune's storage (checkpoints, through which trial outputs reach the driver)
+    go there. ``data_dir`` (a path every node has, or a URI each node copies once; see
+    :func:`pipeline.paths.stage_data`) is handed to every trial that does not set its own;
+    it is not part of the trial id. ``tracking_uri``: see :func:`pipeline.tracking.tracking_uri`.
     """
     from ray import tune
 
     t0 = time.monotonic()
-    results = Path(results).resolve()
-    folder = results / spec.name
+    folder = Location.of(results) / spec.name
     if experiment.name != spec.trainable:
         raise SweepError(f"sweep {spec.name} runs {spec.trainable}, not {experiment.name}")
     trials = expand(
@@ -276,7 +289,7 @@ def run_sweep(
             "--resume to continue it, or choose another --results folder"
         )
     pending = [(trial_id(c), c) for c in trials if trial_id(c) not in finished]
-    tracker = SweepTracker(folder, spec.name)
+    tracker = SweepTracker(folder, spec.name, tracking_uri)
     closed = tracker.close_orphans({tid for tid, _ in pending}, finished)
     log(
         f"[{spec.name}] {len(trials)} trials at profile {profile}: {len(finished)} finished "
@@ -291,7 +304,11 @@ def run_sweep(
     started = init_ray(address)
     try:
         has_gpu = ray.cluster_resources().get("GPU", 0) > 0
-        resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu if has_gpu else 0}
+        resources = {
+            "cpu": spec.resources.cpu,
+            "gpu": spec.resources.gpu if has_gpu else 0,
+            **spec.resources.custom,
+        }
         specs = [
             {
                 "experiment": experiment.name,
@@ -317,6 +334,7 @@ def run_sweep(
         }
         progress = Progress(spec.name, len(pending), metric=experiment.progress_metric, log=log)
         callback = _tune_callback_class()(store, tracker, meta, progress)
+        ray_storage = folder / "ray"
         tuner = tune.Tuner(
             tune.with_resources(tune_entry, resources),
             param_space={"spec": tune.grid_search(specs)},
@@ -325,7 +343,8 @@ def run_sweep(
             ),
             run_config=tune.RunConfig(
                 name=f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}",
-                storage_path=str(folder / "ray"),
+                storage_path=ray_storage.path,
+                storage_filesystem=None if ray_storage.is_local else ray_storage.fs,
                 failure_config=tune.FailureConfig(max_failures=spec.retries),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 callbacks=[callback],

@@ -38,6 +38,11 @@ from pipeline.config import PROFILES, ConfigError, StrictModel, validate
 class Resources(StrictModel):
     cpu: float = pydantic.Field(1.0, gt=0)
     gpu: float = pydantic.Field(0.25, ge=0, le=1, description="per trial, when GPUs exist")
+    custom: dict[str, float] = pydantic.Field(
+        default_factory=dict,
+        description="Ray custom resources per trial, e.g. {data_node: 1}: trials run only on "
+        "nodes started with them (`ray start --resources`)",
+    )
 
 
 class SweepSpec(StrictModel):

@@ -3,11 +3,12 @@
 Only the sweep's driver writes (no concurrent writers on the SQLite store). The trial id is
 a tag, so a resumed or retried trial reuses its run instead of creating another; runs left
 RUNNING by a killed driver are closed (KILLED) on resume unless their trial runs again.
-Default store: ``sqlite:///<results>/<sweep>/mlflow.db``; ``MLFLOW_TRACKING_URI`` overrides.
+Where the runs go: see :func:`tracking_uri` (a team's tracking server, or a SQLite file).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from pathlib import Path
@@ -17,29 +18,65 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 from mlflow.entities import Metric, Param, RunTag  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
+from pipeline.paths import cache_dir  # noqa: E402
+from pipeline.storage import Location  # noqa: E402
 
-def tracking_uri(folder: Path) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(folder).resolve()}/mlflow.db"
+
+def tracking_uri(folder, explicit: str | None = None) -> str:
+    """The MLflow store of a sweep folder: ``explicit`` (``--tracking-uri``), else
+    ``MLFLOW_TRACKING_URI``, else a SQLite file: ``<folder>/mlflow.db`` for a local folder,
+    ``<cache>/mlflow/<hash of the folder's URI>/mlflow.db`` for results on object storage
+    (SQLite cannot live there; a team shares a tracking server instead)."""
+    if explicit or os.environ.get("MLFLOW_TRACKING_URI"):
+        return explicit or os.environ["MLFLOW_TRACKING_URI"]
+    return _default_uri(Location.of(folder))
+
+
+def _default_uri(where: Location) -> str:
+    if where.is_local:
+        return f"sqlite:///{where.path}/mlflow.db"
+    key = hashlib.sha256(where.uri.encode()).hexdigest()[:12]
+    return f"sqlite:///{cache_dir() / 'mlflow' / key / 'mlflow.db'}"
+
+
+def _artifact_root(uri: str, folder: Location) -> str | None:
+    """Local results keep artifacts in the folder, a SQLite store beside its file; a
+    tracking server (http, databricks, ...) uses its own artifact store (None)."""
+    if uri.startswith("sqlite:///"):
+        if folder.is_local:
+            return (Path(folder.path) / "mlartifacts").as_uri()
+        return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
+    return None
 
 
 class SweepTracker:
     """MLflow client for one sweep (see module docstring)."""
 
-    def __init__(self, folder: Path, sweep: str) -> None:
-        self.uri = tracking_uri(folder)
+    def __init__(self, folder, sweep: str, uri: str | None = None) -> None:
+        folder = Location.of(folder)
+        self.uri = tracking_uri(folder, uri)
+        if self.uri.startswith("sqlite:///"):
+            Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.client = MlflowClient(tracking_uri=self.uri)
         exp = self.client.get_experiment_by_name(sweep)
         if exp is None:
-            artifacts = (Path(folder).resolve() / "mlartifacts").as_uri()
+            artifacts = _artifact_root(self.uri, folder)
             self.experiment_id = self.client.create_experiment(sweep, artifact_location=artifacts)
         else:
             self.experiment_id = exp.experiment_id
         self.sweep = sweep
+        # On a store shared by several results locations (a team's server), a run belongs
+        # to this sweep only if its ``results`` tag names this folder.
+        self.results = folder.uri
+        self._shared = self.uri != _default_uri(folder)
         self._runs: dict[str, str] = {}
         for run in self.client.search_runs([self.experiment_id], max_results=50000):
             tid = run.data.tags.get("trial_id")
-            if tid:
+            if tid and self._ours(run):
                 self._runs[tid] = run.info.run_id
+
+    def _ours(self, run) -> bool:
+        return not self._shared or run.data.tags.get("results") == self.results
 
     def close_orphans(self, rerun: set[str], finished: set[str] = frozenset()) -> int:
         """Close RUNNING runs whose trial will not run again: FINISHED when the trial is
@@ -48,7 +85,7 @@ class SweepTracker:
         closed = 0
         for run in self.client.search_runs([self.experiment_id], "attributes.status = 'RUNNING'"):
             tid = run.data.tags.get("trial_id")
-            if tid not in rerun:
+            if self._ours(run) and tid not in rerun:
                 self.client.set_terminated(
                     run.info.run_id, "FINISHED" if tid in finished else "KILLED"
                 )
@@ -63,7 +100,7 @@ class SweepTracker:
             run = self.client.create_run(
                 self.experiment_id,
                 run_name=name,
-                tags={"trial_id": trial_id, "sweep": self.sweep},
+                tags={"trial_id": trial_id, "sweep": self.sweep, "results": self.results},
             )
             run_id = self._runs[trial_id] = run.info.run_id
             self.client.log_batch(

@@ -8,10 +8,27 @@ from pathlib import Path
 
 import torch
 
+from pipeline.paths import DataNotFoundError, node_name, resolve_data_dir
+from pipeline.storage import is_uri
+
+
+def node_data_dir(data_dir: str) -> Path:
+    """The data folder on this node: a URI is copied once into the node's cache; a path
+    must exist here (a clear error naming the node otherwise)."""
+    if is_uri(data_dir):
+        return resolve_data_dir(data_dir)
+    path = Path(data_dir)
+    if not path.is_dir():
+        raise DataNotFoundError(
+            f"data folder {path} does not exist on node {node_name()}: give every node the "
+            "data at that path, or pass --data-dir s3://... (copied once per node)"
+        )
+    return path
+
 
 def tune_entry(config: dict) -> None:
     """Ray Tune entry: ``config["spec"]`` = {"experiment", "trial": <trial config>,
-    "trial_id", "cpus", "data_dir", "cwd"}.
+    "trial_id", "cpus", "data_dir", "cwd"}. ``data_dir``: see :func:`node_data_dir`.
 
     Reports every epoch to Tune, then a final result with a checkpoint folder holding the
     trial's files (result.json, epochs/generated and extra Parquet tables, model.pt), which
@@ -33,7 +50,7 @@ def tune_entry(config: dict) -> None:
     fields = experiment.config.model_fields  # data_dir and device only where the Config has them
     trial_cfg = dict(spec["trial"])
     if spec.get("data_dir") and not trial_cfg.get("data_dir") and "data_dir" in fields:
-        trial_cfg["data_dir"] = spec["data_dir"]
+        trial_cfg["data_dir"] = str(node_data_dir(spec["data_dir"]))
     if spec.get("cwd") and Path(spec["cwd"]).is_dir():
         os.chdir(spec["cwd"])  # Tune starts trials in their own folder; paths are the user's
     cpus = max(1, int(spec.get("cpus", 1)))

@@ -8,13 +8,21 @@ from pathlib import Path
 from pipeline.errors import UserError
 from pipeline.report import FORMATS, write_figures, write_report, write_tables
 from pipeline.results import sweep_folders
+from pipeline.storage import Location
 
 
-def _results_folder(path: str) -> Path:
-    folder = Path(path)
+def _results_folder(path: str) -> Location:
+    folder = Location.of(path)
     if not sweep_folders(folder):
         raise UserError(f"{folder}: no sweep results (expected <sweep>/trials/ inside)")
     return folder
+
+
+def _out(args: argparse.Namespace, results: Location) -> Path:
+    """--out, else RESULTS/report for a local folder, ./report for results on a URI."""
+    if args.out:
+        return Path(args.out)
+    return Path(results.path) / "report" if results.is_local else Path("report")
 
 
 def cmd_tables(args: argparse.Namespace) -> int:
@@ -23,21 +31,21 @@ def cmd_tables(args: argparse.Namespace) -> int:
     if bad:
         raise UserError(f"--format: unknown {sorted(bad)}; expected md, csv, tex")
     results = _results_folder(args.results)
-    for path in write_tables(results, Path(args.out or results / "report"), formats):
+    for path in write_tables(results, _out(args, results), formats):
         print(path)
     return 0
 
 
 def cmd_figures(args: argparse.Namespace) -> int:
     results = _results_folder(args.results)
-    for path in write_figures(results, Path(args.out or results / "report")):
+    for path in write_figures(results, _out(args, results)):
         print(path)
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     results = _results_folder(args.results)
-    print(write_report(results, Path(args.out) if args.out else None))
+    print(write_report(results, _out(args, results)))
     return 0
 
 
@@ -48,8 +56,12 @@ def add_parsers(sub) -> None:
         ("report", cmd_report, "tables + figures + one Markdown report"),
     ):
         p = sub.add_parser(name, help=text)
-        p.add_argument("--results", default="results")
-        p.add_argument("--out", default=None, help="output folder (default RESULTS/report)")
+        p.add_argument("--results", default="results", help="results folder or URI")
+        p.add_argument(
+            "--out",
+            default=None,
+            help="output folder (default RESULTS/report; ./report for results on a URI)",
+        )
         if name == "tables":
             p.add_argument("--format", default=",".join(FORMATS))
         p.set_defaults(func=func)

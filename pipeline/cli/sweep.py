@@ -16,7 +16,8 @@ from pipeline.experiments import get_experiment, validate_trial_config
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from pipeline.paths import resolve_data_dir
+    if args.address:  # a cluster: Ray in multi-node mode (see pipeline.sweep)
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "1")
     from pipeline.sweep import run_sweep
     from pipeline.sweepspec import load_sweep
 
@@ -26,13 +27,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         spec,
         experiment=get_experiment(spec.trainable),
         profile=args.profile,
-        results=Path(args.results),
+        results=args.results,
         benchmark=args.benchmark,
         dataset=args.dataset,
         address=args.address,
         resume=args.resume,
         max_concurrent=args.max_concurrent,
-        data_dir=str(resolve_data_dir(args.data_dir)),
+        data_dir=sweep_data_dir(args.data_dir),
+        tracking_uri=args.tracking_uri,
         log=log,
     )
     print(
@@ -49,6 +51,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         )
     )
     return 1 if summary.failed else 0
+
+
+def sweep_data_dir(given: str | None) -> str:
+    """The data folder handed to the workers: a local path resolved here (the default
+    search), or a URI, checked here and copied by each node into its cache."""
+    from pipeline.paths import DataNotFoundError, resolve_data_dir
+    from pipeline.storage import Location, is_uri
+
+    given = given if given is not None else os.environ.get("GNN2GNN_DATA")
+    if given is not None and is_uri(given) and not given.startswith("file://"):
+        if not Location.of(given).is_dir():
+            raise DataNotFoundError(f"--data-dir {given}: no such folder")
+        return given
+    return str(resolve_data_dir(given))
 
 
 def override_sweep(spec, seeds: int | None, sets: list[str] | None):
@@ -73,18 +89,25 @@ def override_sweep(spec, seeds: int | None, sets: list[str] | None):
 def cmd_ui(args: argparse.Namespace) -> int:
     import subprocess
 
+    from pipeline.storage import Location
     from pipeline.tracking import tracking_uri
 
-    folder = Path(args.results) / args.sweep if args.sweep else Path(args.results)
-    if not (folder / "mlflow.db").exists() and "MLFLOW_TRACKING_URI" not in os.environ:
-        found = sorted(Path(args.results).glob("*/mlflow.db"))
+    results = Location.of(args.results)
+    folder = results / args.sweep if args.sweep else results
+    explicit = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if not explicit and not args.sweep:
+        if results.is_local:
+            found = sorted(Path(results.path).glob("*/mlflow.db"))
+            folder = Location.of(found[0].parent) if len(found) == 1 else folder
+        else:
+            found = [f for f in results.dirs() if (f / "trials").is_dir()]
+            folder = found[0] if len(found) == 1 else folder
         if len(found) != 1:
             raise UserError(
                 f"no single MLflow store under {args.results} (found {len(found)}); "
                 "pass --sweep NAME"
             )
-        folder = found[0].parent
-    uri = tracking_uri(folder)
+    uri = tracking_uri(folder, explicit)
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     print(f"MLflow UI for {uri}: http://127.0.0.1:{args.port}", flush=True)
     cmd = [
@@ -115,7 +138,17 @@ def add_parsers(sub) -> None:
         help="override the file's benchmark",
     )
     p.add_argument("--dataset", choices=["cifar10", "cifar100", "ImageNet16-120"], default=None)
-    p.add_argument("--results", default="results", help="results folder (default ./results)")
+    p.add_argument(
+        "--results",
+        default="results",
+        help="results folder or URI: s3://BUCKET/PREFIX, gs://... (default ./results)",
+    )
+    p.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking server (default: $MLFLOW_TRACKING_URI, else a SQLite file: "
+        "RESULTS/SWEEP/mlflow.db, or ~/.cache/gnn2gnn/mlflow/... for results on a URI)",
+    )
     p.add_argument(
         "--address",
         default=None,
@@ -133,12 +166,13 @@ def add_parsers(sub) -> None:
     p.add_argument(
         "--data-dir",
         default=None,
-        help="data folder (default: $GNN2GNN_DATA, ./data, then ../shared/data); "
-        "on a multi-node cluster it must exist on every node",
+        help="data folder (default: $GNN2GNN_DATA, ./data, then ../shared/data); on a "
+        "multi-node cluster a path every node has, or a URI (s3://...) each node copies once",
     )
     p.set_defaults(func=cmd_sweep)
     u = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for a results folder")
-    u.add_argument("--results", default="results")
+    u.add_argument("--results", default="results", help="results folder or URI")
+    u.add_argument("--tracking-uri", default=None, help="MLflow store (default: as sweep)")
     u.add_argument("--sweep", default=None, help="sweep name (when the folder holds several)")
     u.add_argument("--port", type=int, default=5000)
     u.set_defaults(func=cmd_ui)

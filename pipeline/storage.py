@@ -1,0 +1,186 @@
+"""Where results live: a local (or NFS) folder, or a prefix on object storage.
+
+``Location.of("results")``, ``Location.of("s3://bucket/prefix")`` and
+``Location.of("gs://bucket/prefix")`` all give a :class:`Location`: a ``pyarrow.fs``
+filesystem and a path in it, with the few operations the results store needs. Object
+storage is reached through ``pyarrow.fs``, which reads credentials and endpoints from the
+standard variables (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION``,
+``AWS_ENDPOINT_URL`` for an S3-compatible server; ``GOOGLE_APPLICATION_CREDENTIALS`` for
+``gs://``).
+
+Writes are whole or nothing: locally a temporary file renamed over the target; on object
+storage one upload of the complete bytes (an object appears only when its upload
+completes, so a writer killed half-way leaves nothing).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+from pipeline.errors import UserError
+
+# Variables that reach every Ray worker, so that workers reach the same storage.
+STORAGE_ENV = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_PROFILE",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_S3_ENDPOINT_URL",
+)
+
+
+class StorageError(UserError, OSError):
+    """A results or data location that cannot be opened (bad URI, no bucket, no access)."""
+
+
+def is_uri(where: str | os.PathLike) -> bool:
+    """True for ``scheme://...`` (``s3://``, ``gs://``, ``file://``), False for a path."""
+    return "://" in str(where)
+
+
+def storage_env() -> dict[str, str]:
+    """The storage variables set in this process (handed to Ray workers)."""
+    return {k: os.environ[k] for k in STORAGE_ENV if os.environ.get(k)}
+
+
+@dataclass(frozen=True, eq=False)
+class Location:
+    """A file or folder: ``fs`` (a ``pyarrow.fs.FileSystem``) and ``path`` in it; ``uri``
+    names it to the user (a plain path for local folders)."""
+
+    fs: pafs.FileSystem
+    path: str
+    uri: str
+
+    @classmethod
+    def of(cls, where: str | os.PathLike | Location) -> Location:
+        if isinstance(where, Location):
+            return where
+        text = str(where)
+        if not is_uri(text) or text.startswith("file://"):
+            local = Path(text.removeprefix("file://")).expanduser().resolve()
+            return cls(pafs.LocalFileSystem(), str(local), str(local))
+        try:
+            fs, path = pafs.FileSystem.from_uri(text)
+        except (OSError, ValueError) as exc:  # pyarrow: ArrowInvalid is a ValueError
+            raise StorageError(f"cannot open {text}: {exc}") from None
+        return cls(fs, path.rstrip("/"), text.rstrip("/"))
+
+    # -- naming -------------------------------------------------------------------------
+    def __truediv__(self, name: str) -> Location:
+        name = str(name).strip("/")
+        return Location(self.fs, f"{self.path}/{name}", f"{self.uri}/{name}")
+
+    def __str__(self) -> str:
+        return self.uri
+
+    def __repr__(self) -> str:
+        return f"Location({self.uri!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Location) and other.uri == self.uri
+
+    def __hash__(self) -> int:
+        return hash(self.uri)
+
+    @property
+    def name(self) -> str:
+        return self.path.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def stem(self) -> str:
+        return self.name.rsplit(".", 1)[0] if "." in self.name else self.name
+
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.fs, pafs.LocalFileSystem)
+
+    def as_path(self) -> Path:
+        """The local path (local locations only)."""
+        if not self.is_local:
+            raise StorageError(f"{self.uri} is not a local path")
+        return Path(self.path)
+
+    # -- queries ------------------------------------------------------------------------
+    def _type(self) -> pafs.FileType:
+        return self.fs.get_file_info(self.path).type
+
+    def exists(self) -> bool:
+        return self._type() != pafs.FileType.NotFound
+
+    def is_dir(self) -> bool:
+        return self._type() == pafs.FileType.Directory
+
+    def is_file(self) -> bool:
+        return self._type() == pafs.FileType.File
+
+    def _children(self) -> list[pafs.FileInfo]:
+        infos = self.fs.get_file_info(pafs.FileSelector(self.path, allow_not_found=True))
+        return sorted(
+            (i for i in infos if not i.base_name.startswith(".")), key=lambda i: i.base_name
+        )
+
+    def files(self, suffix: str = ".parquet") -> list[Location]:
+        """Files directly inside (hidden ones, i.e. writes in progress, left out), by name."""
+        return [
+            self / i.base_name
+            for i in self._children()
+            if i.type == pafs.FileType.File and i.base_name.endswith(suffix)
+        ]
+
+    def dirs(self) -> list[Location]:
+        """Folders directly inside, by name."""
+        return [self / i.base_name for i in self._children() if i.type == pafs.FileType.Directory]
+
+    # -- reading and writing --------------------------------------------------------------
+    def read_bytes(self) -> bytes:
+        with self.fs.open_input_stream(self.path) as stream:
+            return stream.read()
+
+    def read_text(self) -> str:
+        return self.read_bytes().decode()
+
+    def mkdir(self) -> None:
+        if self.is_local:
+            Path(self.path).mkdir(parents=True, exist_ok=True)
+        # object stores have no folders: a prefix exists once an object is under it
+
+    def write_bytes(self, data: bytes) -> None:
+        """The whole file or nothing (see the module docstring)."""
+        if self.is_local:
+            from pipeline.io import atomic_path
+
+            with atomic_path(self.path) as tmp:
+                tmp.write_bytes(data)
+            return
+        with self.fs.open_output_stream(self.path) as out:
+            out.write(data)
+
+    def unlink(self) -> None:
+        """Remove the file if it is there."""
+        try:
+            self.fs.delete_file(self.path)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            if self.exists():
+                raise
+
+    def copy_to_local(self, dest: Path) -> None:
+        """Copy this folder's files (recursively) into the local folder ``dest``."""
+        pafs.copy_files(
+            self.path,
+            str(dest),
+            source_filesystem=self.fs,
+            destination_filesystem=pafs.LocalFileSystem(),
+        )

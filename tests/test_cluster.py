@@ -1,0 +1,365 @@
+"""Beyond one machine: results on object storage, a two-node Ray cluster, launcher configs.
+
+The two-node test starts a real Ray head and a second node with ``ray start`` (each in its
+own process group and temporary directory, stopped by process group, never ``ray stop``),
+an S3-compatible server (moto's standalone server) on 127.0.0.1, and runs the smoke sweep
+against them with the trials pinned to the second node by a custom resource.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+BUCKET = "gnn2gnn-test"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(predicate, timeout: float, what: str, poll: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop a process started in its own session, and everything in its group."""
+    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+# -- the launcher configs -----------------------------------------------------------------
+def _prepared(path: Path) -> dict:
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    config = prepare_config(copy.deepcopy(yaml.safe_load(path.read_text())))
+    validate_config(config)  # Ray's own validation, as `ray up` runs it
+    return config
+
+
+def test_cluster_configs_pass_rays_validation():
+    import jsonschema
+
+    files = sorted((ROOT / "cluster").glob("*.yaml"))
+    assert {f.name for f in files} >= {"local.yaml", "aws.yaml"}
+    for path in files:
+        config = _prepared(path)
+        assert any("gnn2gnn" in cmd for cmd in config["setup_commands"]), path
+        assert config["file_mounts"], path  # the checkout goes to every node
+    aws = _prepared(ROOT / "cluster" / "aws.yaml")
+    assert aws["available_node_types"]["gpu_worker"]["node_config"]["InstanceType"].startswith("g")
+    # the same validation rejects a broken config: the check above can fail
+    from ray.autoscaler._private.util import validate_config
+
+    broken = copy.deepcopy(aws)
+    broken["max_workers"] = "many"
+    with pytest.raises(jsonschema.ValidationError):
+        validate_config(broken)
+
+
+def test_submit_script_waits_for_the_workers_each_config_starts_with(tmp_path):
+    sys.path.insert(0, str(ROOT / "cluster"))
+    try:
+        import submit_sweep
+    finally:
+        sys.path.remove(str(ROOT / "cluster"))
+    for name, workers in (("aws.yaml", 1), ("local.yaml", 2)):
+        boot = tmp_path / name  # what `ray up` writes to the head as ~/ray_bootstrap_config.yaml
+        boot.write_text(yaml.safe_dump(_prepared(ROOT / "cluster" / name)))
+        assert submit_sweep.expected_workers(boot) == workers, name
+    assert submit_sweep.expected_workers(tmp_path / "none.yaml") == 0
+
+
+# -- an S3-compatible server and a two-node cluster ----------------------------------------
+@dataclass
+class S3:
+    endpoint: str
+    env: dict
+
+    def fs(self) -> pafs.S3FileSystem:
+        return pafs.S3FileSystem(
+            endpoint_override=self.endpoint,
+            access_key=self.env["AWS_ACCESS_KEY_ID"],
+            secret_key=self.env["AWS_SECRET_ACCESS_KEY"],
+            region=self.env["AWS_DEFAULT_REGION"],
+            allow_bucket_creation=True,
+        )
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    port = _free_port()
+    server = subprocess.Popen(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=open(tmp_path_factory.mktemp("moto") / "moto.log", "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    try:
+        _wait(lambda: _listening(port), 60, "the S3 server")
+        store = S3(endpoint, env)
+        store.fs().create_dir(BUCKET)
+        yield store
+    finally:
+        _stop(server)
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class Cluster:
+    address: str
+    env: dict
+    node2_cache: Path
+
+
+@pytest.fixture
+def two_nodes(tmp_path):
+    """A Ray head (no trial resource) and a second node with the ``trial_node`` resource,
+    each its own process group and temp dir; token auth with a fresh token."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_hex(16),
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1",  # multi-node mode (a sweep's default: 0)
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+    }
+    common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--block"]
+    common += ["--object-store-memory", str(150 * 1024**2), "--disable-usage-stats"]
+
+    def ports(n: int) -> list[str]:  # two nodes on one machine: no default port shared
+        first = _free_port()
+        return [
+            "--dashboard-agent-listen-port", str(_free_port()),
+            "--dashboard-agent-grpc-port", str(_free_port()),
+            "--metrics-export-port", str(_free_port()),
+            "--runtime-env-agent-port", str(_free_port()),
+            "--min-worker-port", str(20000 + 500 * n),
+            "--max-worker-port", str(20000 + 500 * n + 400),
+            "--node-manager-port", str(first),
+            "--object-manager-port", str(_free_port()),
+        ]  # fmt: skip
+
+    procs = []
+    temps = [Path(f"/tmp/g2g-ray-{os.getpid()}-{i}-{secrets.token_hex(2)}") for i in (1, 2)]
+    try:
+        head_cmd = [str(BIN / "ray"), "start", "--head", "--port", str(port)]
+        head_cmd += ["--include-dashboard", "false", "--ray-client-server-port", str(_free_port())]
+        head_cmd += [*common, *ports(1), "--temp-dir", str(temps[0])]
+        procs.append(_start(head_cmd, env, tmp_path / "head.log"))
+        _wait(lambda: _listening(port), 120, "the Ray head")
+        node2_cache = tmp_path / "node2-cache"
+        node2_env = {**env, "GNN2GNN_CACHE": str(node2_cache)}
+        node_cmd = [str(BIN / "ray"), "start", "--address", f"127.0.0.1:{port}"]
+        node_cmd += ["--resources", '{"trial_node": 4}', *common, *ports(2)]
+        node_cmd += ["--temp-dir", str(temps[1])]
+        procs.append(_start(node_cmd, node2_env, tmp_path / "node2.log"))
+        address = f"127.0.0.1:{port}"
+        _wait(lambda: _has_two_nodes(address, env), 180, "the second node to join", poll=3)
+        yield Cluster(address, env, node2_cache)
+    finally:
+        for proc in reversed(procs):
+            _stop(proc)
+        for temp in temps:
+            subprocess.run(["rm", "-rf", str(temp)], check=False)
+
+
+def _start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        cmd, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def _has_two_nodes(address: str, env: dict) -> bool:
+    probe = f"import ray; ray.init(address={address!r}, log_to_driver=False); "
+    probe += "print(sum(n['Alive'] for n in ray.nodes()))"
+    res = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120
+    )
+    return res.returncode == 0 and res.stdout.strip().endswith("2")
+
+
+@pytest.mark.slow
+def test_smoke_sweep_on_two_nodes_lands_once_on_s3_after_kill_and_resume(
+    tmp_path, data_dir, s3, two_nodes
+):
+    from mlflow.tracking import MlflowClient
+
+    fs = s3.fs()
+    # the data on object storage: the trials' node copies it once into its cache
+    with fs.open_output_stream(f"{BUCKET}/data/natsbench_tss.parquet") as out:
+        out.write((Path(data_dir) / "natsbench_tss.parquet").read_bytes())
+    spec = yaml.safe_load((ROOT / "sweeps" / "smoke.yaml").read_text())
+    spec["resources"] = {**spec["resources"], "custom": {"trial_node": 1}}  # node 2 only
+    sweep_file = tmp_path / "smoke.yaml"
+    sweep_file.write_text(yaml.safe_dump(spec))
+    results = f"s3://{BUCKET}/runs/one"
+    mlflow_db = tmp_path / "mlflow.db"
+    cmd = [str(BIN / "gnn2gnn"), "sweep", str(sweep_file), "--profile", "smoke"]
+    cmd += ["--address", two_nodes.address, "--results", results]
+    cmd += ["--tracking-uri", f"sqlite:///{mlflow_db}", "--data-dir", f"s3://{BUCKET}/data"]
+    env = {**two_nodes.env, **s3.env}
+    trials_dir = f"{BUCKET}/runs/one/smoke/trials"
+
+    def parts() -> list[str]:
+        infos = fs.get_file_info(pafs.FileSelector(trials_dir, allow_not_found=True))
+        return [i.path for i in infos if i.path.endswith(".parquet")]
+
+    log = open(tmp_path / "driver1.log", "w")
+    driver = subprocess.Popen(
+        cmd, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        _wait(lambda: parts() or driver.poll() is not None, 400, "the first trial on S3")
+        assert driver.poll() is None, (tmp_path / "driver1.log").read_text()[-3000:]
+        os.kill(driver.pid, signal.SIGKILL)  # the driver dies between trials
+        driver.wait(timeout=30)
+    finally:
+        _stop(driver)
+    before = len(parts())
+    assert 1 <= before < 4
+    res = subprocess.run(
+        [*cmd, "--resume"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
+    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
+    assert f"{before} finished already, {4 - before} to run" in res.stdout + res.stderr
+
+    # every trial exactly once in the bucket, read back with pyarrow alone
+    table = pads.dataset(trials_dir, filesystem=fs, format="parquet").to_table().to_pandas()
+    assert len(table) == 4 and table["trial_id"].is_unique
+    assert set(table["status"]) == {"ok"}
+    assert sorted(table["model"]) == ["gnn2gnn", "molgan", "random", "rnn"]
+    epochs = pads.dataset(f"{BUCKET}/runs/one/smoke/epochs", filesystem=fs).to_table()
+    assert set(epochs.column("trial_id").to_pylist()) == set(table["trial_id"])
+    # the trials ran on node 2: its cache holds the staged data (the head's does not)
+    staged = list((two_nodes.node2_cache / "data").glob("*/natsbench_tss.parquet"))
+    assert len(staged) == 1 and (staged[0].parent / ".complete").exists()
+    # and exactly once in MLflow, nothing left RUNNING by the killed driver
+    client = MlflowClient(f"sqlite:///{mlflow_db}")
+    exp = client.get_experiment_by_name("smoke")
+    runs = client.search_runs([exp.experiment_id], max_results=100)
+    ids = [r.data.tags["trial_id"] for r in runs]
+    assert sorted(ids) == sorted(table["trial_id"])
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert {r.data.tags["results"] for r in runs} == {f"{results}/smoke"}
+
+
+# -- the results store and the data on object storage, without Ray -----------------------
+@pytest.fixture
+def s3_env(s3, monkeypatch):
+    for key, value in s3.env.items():
+        monkeypatch.setenv(key, value)
+    return s3
+
+
+def test_results_store_on_s3_writes_whole_parts_and_reads_them_back(s3_env, tmp_path):
+    import pandas as pd
+
+    from pipeline.results import (
+        ResultsStore,
+        fingerprint,
+        read_part,
+        read_trials,
+        sweep_folders,
+    )
+
+    root = f"s3://{BUCKET}/store-{secrets.token_hex(3)}"
+    store = ResultsStore(f"{root}/toy")
+    latent = tmp_path / "latent.parquet"
+    pd.DataFrame({"z": [0.5, 1.5]}).to_parquet(latent)
+    epochs = pd.DataFrame({"epoch": [1, 2], "loss": [0.9, 0.4]})
+    store.record({"trial_id": "a", "status": "ok", "mu": 1}, epochs, None, {"latent": latent})
+    store.record({"trial_id": "b", "status": "failed", "mu": 2, "error": "boom"}, None, None)
+    assert ResultsStore(f"{root}/toy").finished_ids() == {"a"}  # what --resume skips
+    trials = read_trials(f"{root}/toy").set_index("trial_id")
+    assert trials.loc["a", "mu"] == 1 and trials.loc["b", "error"] == "boom"
+    assert list(read_part(f"{root}/toy", "epochs")["loss"]) == [0.9, 0.4]
+    assert list(read_part(f"{root}/toy", "latent")["trial_id"]) == ["a", "a"]
+    assert [f.name for f in sweep_folders(root)] == ["toy"]
+    first = fingerprint(f"{root}/toy")
+    store.record({"trial_id": "b", "status": "ok", "mu": 2}, epochs, None)  # a retry
+    assert fingerprint(f"{root}/toy") != first
+    assert set(read_trials(f"{root}/toy")["status"]) == {"ok"}
+    # nothing but whole parts under the prefix: no temporary objects left behind
+    fs = s3_env.fs()
+    names = [i.base_name for i in fs.get_file_info(pafs.FileSelector(BUCKET, recursive=True))]
+    assert not [n for n in names if n.startswith(".")]
+
+
+def test_data_on_s3_is_staged_once_per_machine(s3_env, tmp_path, data_dir, monkeypatch):
+    from pipeline.paths import resolve_data_dir
+
+    monkeypatch.setenv("GNN2GNN_CACHE", str(tmp_path / "cache"))
+    fs = s3_env.fs()
+    prefix = f"{BUCKET}/data-{secrets.token_hex(3)}"
+    with fs.open_output_stream(f"{prefix}/natsbench_tss.parquet") as out:
+        out.write((Path(data_dir) / "natsbench_tss.parquet").read_bytes())
+    first = resolve_data_dir(f"s3://{prefix}")
+    again = resolve_data_dir(f"s3://{prefix}")
+    assert first == again and first.parent == tmp_path / "cache" / "data"
+    assert (first / "natsbench_tss.parquet").read_bytes() == (
+        Path(data_dir) / "natsbench_tss.parquet"
+    ).read_bytes()
+    assert len(list((tmp_path / "cache" / "data").iterdir())) == 2  # the copy and its lock
+    with fs.open_output_stream(f"{prefix}/extra.txt") as out:  # a changed folder: new copy
+        out.write(b"x")
+    assert resolve_data_dir(f"s3://{prefix}") != first
+
+
+def test_missing_data_on_a_worker_names_the_node_and_the_path(tmp_path):
+    import socket as sock
+
+    from pipeline.paths import DataNotFoundError
+    from pipeline.worker import node_data_dir
+
+    missing = tmp_path / "nowhere"
+    with pytest.raises(DataNotFoundError) as err:
+        node_data_dir(str(missing))
+    assert str(missing) in str(err.value) and sock.gethostname() in str(err.value)
+    assert node_data_dir(str(tmp_path)) == tmp_path
