@@ -161,13 +161,14 @@ def decode_source(source: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def load_cifar10(data_dir: Path | None = None, source: Path | None = None) -> Cifar10:
-    """CIFAR-10 from ``source`` or the first source in ``data_dir``, through the cache."""
+def load_cifar10(data_dir: str | Path | None = None, source: Path | None = None) -> Cifar10:
+    """CIFAR-10 from ``source`` or the first source in ``data_dir`` (a folder, or a URI
+    staged into this machine's cache), through the cache."""
     if source is None:
-        if data_dir is None:
+        if data_dir is None or "://" in str(data_dir):  # the default search, or a URI
             from pipeline.paths import resolve_data_dir
 
-            data_dir = resolve_data_dir()
+            data_dir = resolve_data_dir(data_dir)
         source = find_source(Path(data_dir))
     source = Path(source)
     if not source.exists():

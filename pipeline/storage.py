@@ -84,6 +84,12 @@ class Location:
     def __str__(self) -> str:
         return self.uri
 
+    def __fspath__(self) -> str:
+        """A local location is a path like any other (``open``, ``Path``, pandas)."""
+        if not self.is_local:
+            raise TypeError(f"{self.uri} is on object storage, not a local path")
+        return self.path
+
     def __repr__(self) -> str:
         return f"Location({self.uri!r})"
 

@@ -9,6 +9,7 @@ against them with the trials pinned to the second node by a custom resource.
 from __future__ import annotations
 
 import copy
+import io
 import os
 import secrets
 import signal
@@ -363,3 +364,25 @@ def test_missing_data_on_a_worker_names_the_node_and_the_path(tmp_path):
         node_data_dir(str(missing))
     assert str(missing) in str(err.value) and sock.gethostname() in str(err.value)
     assert node_data_dir(str(tmp_path)) == tmp_path
+
+
+def test_pretraining_writes_its_networks_to_s3_and_the_io_dataset_reads_them(
+    s3_env, data_dir, pretrained
+):
+    import numpy as np
+
+    from trainables.infonas.iodata import load_io_dataset
+    from trainables.infonas.pretrain import run_pretraining
+
+    folder = f"s3://{BUCKET}/pretrain-{secrets.token_hex(3)}"
+    config = {"profile": "smoke", "data_dir": str(data_dir)}
+    summary = run_pretraining(config, folder, log=print)  # embedded Ray tasks write to S3
+    assert summary["finished"] == 3 and not summary["failed"]
+    assert run_pretraining(config, folder, log=print)["trained_now"] == 0  # done.json on S3
+    remote = load_io_dataset(folder)
+    local = load_io_dataset(pretrained[0])
+    for name, split in local.splits.items():
+        assert remote.splits[name].targets.shape == split.targets.shape, name
+    saved = remote.save(f"{folder}/io_dataset")
+    back = np.load(io.BytesIO((saved / "train.npy").read_bytes()))
+    np.testing.assert_array_equal(back, remote.splits["train"].targets)

@@ -10,6 +10,7 @@ from pathlib import Path
 from pipeline.cli.common import log, print_result
 from pipeline.config import PROFILES as PROFILES_NAMES
 from pipeline.errors import UserError
+from pipeline.storage import Location
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
@@ -26,7 +27,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         "data_dir": args.data_dir,
     }
     config = {k: v for k, v in config.items() if v is not None}  # left out: the profile's
-    folder = Path(args.results) if args.results else Path("results") / f"pretrain-{args.profile}"
+    folder = Location.of(args.results or Path("results") / f"pretrain-{args.profile}")
     summary = run_pretraining(
         config,
         folder,
@@ -58,7 +59,11 @@ def add_pretrain_parser(sub) -> None:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--address", default=None, help="Ray cluster address (default: embedded)")
-    p.add_argument("--results", default=None, help="folder (default results/pretrain-PROFILE)")
+    p.add_argument(
+        "--results",
+        default=None,
+        help="folder or URI, s3://... (default results/pretrain-PROFILE)",
+    )
     p.add_argument("--no-io-dataset", action="store_true", help="skip writing io_dataset/")
     p.set_defaults(func=cmd_pretrain)
 

@@ -72,7 +72,7 @@ class IOEmbeddingConfig(StrictModel):
     label: str | None = None
     data_dir: str | None = None
     io_data: str | None = pydantic.Field(
-        None, description="pretraining folder; default results/pretrain-<profile>"
+        None, description="pretraining folder or URI; default results/pretrain-<profile>"
     )
     profile: Profile = "cpu"
     seed: int = 0

@@ -26,9 +26,9 @@ Splits (the paper's appendix A.2, Table 2): ``train`` = training networks x IO i
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -37,6 +37,7 @@ import pydantic
 
 from pipeline.config import StrictModel
 from pipeline.errors import UserError
+from pipeline.storage import Location
 
 
 class IODataError(UserError, FileNotFoundError):
@@ -104,7 +105,7 @@ class LabelledSplit:
 
 @dataclass
 class IODataset:
-    folder: Path
+    folder: Location  # the pretraining folder (local or on object storage)
     io_images: np.ndarray  # indices into the CIFAR-10 training set
     test_images: np.ndarray  # indices into the CIFAR-10 test set
     splits: dict[str, LabelledSplit]
@@ -118,34 +119,43 @@ class IODataset:
     def dim(self) -> int:
         return int(self.splits["train"].targets.shape[-1])
 
-    def save(self, out: Path) -> Path:
-        """Targets as one ``.npy`` per split and ``index.parquet`` (split, network, images)."""
-        from pipeline.io import atomic_write_parquet, write_json
+    def save(self, out) -> Location:
+        """Targets as one ``.npy`` per split and ``index.parquet`` (split, network, images),
+        in a folder or under a URI, each file whole or not at all."""
+        from pipeline.results import write_parquet
 
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
+        out = Location.of(out)
+        out.mkdir()
         rows = []
         for name, s in self.splits.items():
-            np.save(out / f"{name}.npy", s.targets)
+            _save_npy(s.targets, out / f"{name}.npy")
             rows += [
                 {"split": name, "position": k, "hash": h, "image_set": s.image_set}
                 for k, h in enumerate(s.networks)
             ]
-        np.save(out / "io_images.npy", self.io_images)
-        np.save(out / "test_images.npy", self.test_images)
-        write_json({"preprocess": self.preprocess.model_dump()}, out / "preprocess.json")
-        atomic_write_parquet(pd.DataFrame(rows), out / "index.parquet")
+        _save_npy(self.io_images, out / "io_images.npy")
+        _save_npy(self.test_images, out / "test_images.npy")
+        text = json.dumps({"preprocess": self.preprocess.model_dump()}, indent=2)
+        (out / "preprocess.json").write_bytes(text.encode())
+        write_parquet(pd.DataFrame(rows), out / "index.parquet")
         return out
 
 
+def _save_npy(array: np.ndarray, target: Location) -> None:
+    buf = io.BytesIO()
+    np.save(buf, array)
+    target.write_bytes(buf.getvalue())
+
+
 def load_io_dataset(
-    folder: Path, preprocess: Preprocess | None = None, seed: int = 0, cifar=None
+    folder, preprocess: Preprocess | None = None, seed: int = 0, cifar=None
 ) -> IODataset:
-    """Read a pretraining folder and build the preprocessed, split IO-dataset; ``cifar``
-    (a loaded :class:`~pipeline.cifar10.Cifar10`) saves loading the images again."""
+    """Read a pretraining folder (a path or a URI) and build the preprocessed, split
+    IO-dataset; ``cifar`` (a loaded :class:`~pipeline.cifar10.Cifar10`) saves loading the
+    images again."""
     from pipeline.cifar10 import load_cifar10
 
-    folder = Path(folder)
+    folder = Location.of(folder)
     p = preprocess or Preprocess()
     index_path = folder / "networks.parquet"
     if not index_path.is_file() or not (folder / "images.json").is_file():
@@ -155,7 +165,7 @@ def load_io_dataset(
         )
     images = json.loads((folder / "images.json").read_text())
     cfg = images.get("config", {})
-    nets = pd.read_parquet(index_path)
+    nets = pd.read_parquet(index_path.path, filesystem=index_path.fs)
     train_nets = nets.loc[nets["role"] == "train", "hash"].tolist()
     valid_nets = nets.loc[nets["role"] == "valid", "hash"].tolist()
     if len(train_nets) < 2 or not valid_nets:
@@ -163,7 +173,7 @@ def load_io_dataset(
             f"{folder}: need at least 2 training and 1 validation networks finished, have "
             f"{len(train_nets)} and {len(valid_nets)}"
         )
-    data = cifar or load_cifar10(Path(cfg["data_dir"]) if cfg.get("data_dir") else None)
+    data = cifar or load_cifar10(cfg.get("data_dir"))
     io_idx, test_idx = np.asarray(images["io"]), np.asarray(images["test"])
     io_labels, test_labels = data.train_y[io_idx], data.test_y[test_idx]
 
@@ -171,7 +181,8 @@ def load_io_dataset(
         out = []
         labels = io_labels if image_set == "io" else test_labels
         for h in hashes:
-            with np.load(folder / "networks" / h / "features.npz") as z:
+            raw = io.BytesIO((folder / "networks" / h / "features.npz").read_bytes())
+            with np.load(raw) as z:
                 out.append(preprocess_network(z[image_set], z["weight"], z["bias"], labels, p))
         return np.stack(out)
 

@@ -4,7 +4,9 @@
 search space -- training networks from the training part, validation networks from the
 validation part (:func:`trainables.infonas.iodata.space_split`) -- and trains each one as a Ray task
 (embedded local Ray by default, a cluster with ``address``; a fraction of a GPU per task when
-the cluster has GPUs). Per network, in ``<folder>/networks/<hash>/``:
+the cluster has GPUs). The folder is a local (or NFS) path or a URI on object storage
+(``s3://...``; see :mod:`pipeline.storage`): each task writes its files there, whole or not
+at all. Per network, in ``<folder>/networks/<hash>/``:
 
 - ``checkpoint.pt``: the trained weights (state dict) and the cell;
 - ``features.npz``: the pooled features before the classifier for the fixed IO images
@@ -23,11 +25,11 @@ standard augmentation; networks trained on the CIFAR-10 training set minus the I
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -38,7 +40,7 @@ import torch.nn.functional as F
 
 from pipeline.config import ConfigError, Profile, StrictModel
 from pipeline.experiment import make_config as build_config
-from pipeline.io import atomic_path
+from pipeline.storage import Location
 from pipeline.trial import pick_device
 
 PROFILES: dict[str, dict] = {
@@ -119,14 +121,14 @@ def image_selection(cfg: PretrainConfig, train_y: np.ndarray, test_y: np.ndarray
             picks.append(rng.choice(members, size=len(per[c]), replace=False))
         return np.sort(np.concatenate(picks))
 
-    io = stratified(train_y, cfg.io_images)
-    rest = np.setdiff1d(np.arange(len(train_y)), io)
+    io_images = stratified(train_y, cfg.io_images)
+    rest = np.setdiff1d(np.arange(len(train_y)), io_images)
     train = rest if cfg.train_images is None else np.sort(rng.choice(rest, cfg.train_images, False))
     test = stratified(test_y, cfg.test_images)
     n_eval = len(test_y) if cfg.eval_images is None else min(cfg.eval_images, len(test_y))
     evaluation = np.sort(rng.choice(len(test_y), n_eval, replace=False))
     return {
-        "io": io.tolist(),
+        "io": io_images.tolist(),
         "test": test.tolist(),
         "train": train.tolist(),
         "eval": evaluation.tolist(),
@@ -174,18 +176,18 @@ def train_network(
     """Train one network and write its files (see module docstring); returns its record."""
     from pipeline.cells import Cell
     from pipeline.cifar10 import augment, load_cifar10, to_tensor
-    from pipeline.io import write_json
     from pipeline.nb101net import NB101Network, count_parameters
+    from pipeline.worker import node_data_dir
 
     cfg = make_config(cfg_dict)
-    out = Path(folder) / "networks" / hash_
+    out = Location.of(folder) / "networks" / hash_
     if (out / "done.json").is_file():
         return json.loads((out / "done.json").read_text())
     t0 = time.time()
     device = pick_device(cfg.device)
     seed = _seed_of(cfg, hash_)
     torch.manual_seed(seed)
-    data = load_cifar10(Path(cfg.data_dir) if cfg.data_dir else None)
+    data = load_cifar10(node_data_dir(cfg.data_dir) if cfg.data_dir else None)
     cell = Cell.from_lists(ops, np.array(adjacency, dtype=np.uint8))
     net = NB101Network(cell, cfg.stem_channels, cfg.num_stacks, cfg.cells_per_stack).to(device)
     train_idx = np.asarray(images["train"])
@@ -228,17 +230,19 @@ def train_network(
     test_acc = 100.0 * correct / len(ev)
     feats_io = _features(net, data.train_x[np.asarray(images["io"])], device)
     feats_test = _features(net, data.test_x[np.asarray(images["test"])], device)
-    with atomic_path(out / "checkpoint.pt") as tmp:
-        state = {k: v.cpu() for k, v in net.state_dict().items()}
-        torch.save({"state": state, "ops": ops, "adj": adjacency}, tmp)
-    with atomic_path(out / "features.npz") as tmp:
-        np.savez(
-            tmp,
-            io=feats_io.astype(np.float32),
-            test=feats_test.astype(np.float32),
-            weight=net.classifier.weight.detach().cpu().numpy().astype(np.float32),
-            bias=net.classifier.bias.detach().cpu().numpy().astype(np.float32),
-        )
+    buf = io.BytesIO()
+    state = {k: v.cpu() for k, v in net.state_dict().items()}
+    torch.save({"state": state, "ops": ops, "adj": adjacency}, buf)
+    (out / "checkpoint.pt").write_bytes(buf.getvalue())
+    buf = io.BytesIO()
+    np.savez(
+        buf,
+        io=feats_io.astype(np.float32),
+        test=feats_test.astype(np.float32),
+        weight=net.classifier.weight.detach().cpu().numpy().astype(np.float32),
+        bias=net.classifier.bias.detach().cpu().numpy().astype(np.float32),
+    )
+    (out / "features.npz").write_bytes(buf.getvalue())
     record = {
         "hash": hash_,
         "test_acc": test_acc,
@@ -249,13 +253,15 @@ def train_network(
         "epochs": cfg.epochs,
         "stem_channels": cfg.stem_channels,
     }
-    write_json(record, out / "done.json")  # last: marks the network finished
+    _write_json(record, out / "done.json")  # last: marks the network finished
     return record
 
 
-def _images_file(folder: Path, cfg: PretrainConfig, selection: dict, fingerprint: str) -> None:
-    from pipeline.io import write_json
+def _write_json(obj: dict, target: Location) -> None:
+    target.write_bytes(json.dumps(obj, indent=2, default=str).encode())
 
+
+def _images_file(folder: Location, cfg: PretrainConfig, selection: dict, fingerprint: str) -> None:
     path = folder / "images.json"
     pinned = {
         "cifar10_fingerprint": fingerprint,
@@ -273,12 +279,12 @@ def _images_file(folder: Path, cfg: PretrainConfig, selection: dict, fingerprint
                     "--results folder or the same settings"
                 )
         return
-    write_json({**pinned, "config": cfg.model_dump()}, path)
+    _write_json({**pinned, "config": cfg.model_dump()}, path)
 
 
-def write_index(folder: Path, roles: dict[str, str], bench) -> pd.DataFrame:
+def write_index(folder: Location, roles: dict[str, str], bench) -> pd.DataFrame:
     """networks.parquet: one row per finished network (role, test accuracy, benchmark label)."""
-    from pipeline.io import atomic_write_parquet
+    from pipeline.results import write_parquet
 
     rows = []
     for h, role in roles.items():
@@ -290,17 +296,18 @@ def write_index(folder: Path, roles: dict[str, str], bench) -> pd.DataFrame:
             rows.append({**rec, "role": role, "benchmark_acc": acc, "label": bench.label})
     frame = pd.DataFrame(rows)
     if len(frame):
-        atomic_write_parquet(frame, folder / "networks.parquet")
+        write_parquet(frame, folder / "networks.parquet")
     return frame
 
 
 def run_pretraining(
     config: dict,
-    folder: Path,
+    folder,
     address: str | None = None,
     log: Callable[[str], None] = print,
 ) -> dict:
-    """Pretrain every sampled network not yet finished in ``folder``, as Ray tasks."""
+    """Pretrain every sampled network not yet finished in ``folder`` (a path or a URI),
+    as Ray tasks."""
     import ray
 
     from pipeline.benchmarks import load_benchmark
@@ -308,10 +315,10 @@ def run_pretraining(
     from pipeline.sweep import init_ray
 
     cfg = make_config(config)
-    folder = Path(folder).resolve()
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = Location.of(folder)
+    folder.mkdir()
     bench = load_benchmark("nasbench101", data_dir=cfg.data_dir)
-    data = load_cifar10(Path(cfg.data_dir) if cfg.data_dir else None)
+    data = load_cifar10(cfg.data_dir)
     if cfg.data_dir is None:
         from pipeline.paths import resolve_data_dir
 
@@ -342,7 +349,7 @@ def run_pretraining(
                         list(cell.ops),
                         cell.adjacency.tolist(),
                         cfg_dict,
-                        str(folder),
+                        folder.uri,
                         selection,
                     )
                 ] = h

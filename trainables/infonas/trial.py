@@ -31,7 +31,6 @@ and seed (table ``prediction``) and REINFORCE vs random search regret curves (ta
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -95,10 +94,10 @@ class IOTrial:
 
     def _load_io(self) -> IODataset:
         cfg = self.cfg
-        folder = Path(cfg.io_data or f"results/pretrain-{cfg.profile}")
+        folder = cfg.io_data or f"results/pretrain-{cfg.profile}"  # a folder or a URI
         from pipeline.cifar10 import load_cifar10
 
-        self.cifar = load_cifar10(Path(cfg.data_dir) if cfg.data_dir else None)
+        self.cifar = load_cifar10(cfg.data_dir)
         io = load_io_dataset(
             folder,
             Preprocess(scale=cfg.scale, top_k=cfg.top_k, normalize=cfg.normalize),
