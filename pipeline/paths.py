@@ -85,7 +85,9 @@ def stage_data(uri: str) -> Path:
         raise DataNotFoundError(
             f"data folder {uri} cannot be listed from {node_name()}: {exc}"
         ) from None
-    files = sorted((i.path[len(src.path) :], i.size, str(i.mtime_ns)) for i in infos if i.is_file)
+    files = sorted(
+        (i.path[len(src.path) :].lstrip("/"), i.size, str(i.mtime_ns)) for i in infos if i.is_file
+    )
     if not files:
         raise DataNotFoundError(f"data folder {uri} is empty or missing (seen from {node_name()})")
     key = hashlib.sha256(repr((src.uri, files)).encode()).hexdigest()[:16]
@@ -97,14 +99,37 @@ def stage_data(uri: str) -> Path:
     with open(root / f".{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (dest / ".complete").exists():
+            for stale in root.glob(f".{key}.tmp-*"):  # a copy that died half-way
+                shutil.rmtree(stale, ignore_errors=True)
             tmp = root / f".{key}.tmp-{os.getpid()}"
-            shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir()
-            src.copy_to_local(tmp)
+            for rel, size, _ in files:  # exactly the files the fingerprint names
+                target = tmp / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with src.fs.open_input_stream(f"{src.path}/{rel}") as stream:
+                    target.write_bytes(stream.read())
+                if target.stat().st_size != size:
+                    raise DataNotFoundError(f"{uri}/{rel} changed while it was copied; retry")
             (tmp / ".complete").write_text(uri)
             shutil.rmtree(dest, ignore_errors=True)
             os.replace(tmp, dest)
+            for old in root.iterdir():  # earlier copies of the same folder
+                marker = old / ".complete"
+                if old != dest and marker.is_file() and marker.read_text() == uri:
+                    shutil.rmtree(old, ignore_errors=True)
     return dest
+
+
+def workers_data_dir(given: str | os.PathLike | None = None) -> str:
+    """The data folder to hand to Ray workers: a local path resolved here (the default
+    search), or a URI (``--data-dir`` or ``GNN2GNN_DATA``), checked here and copied by each
+    node into its own cache."""
+    given = given if given is not None else os.environ.get(ENV_VAR)
+    if given is not None and is_uri(given) and not str(given).startswith("file://"):
+        if not Location.of(given).is_dir():
+            raise DataNotFoundError(f"data folder {given}: no such folder")
+        return str(given)
+    return str(resolve_data_dir(given))
 
 
 def resolve_data_dir(explicit: str | os.PathLike | None = None) -> Path:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pipeline.experiments import experiments
 from pipeline.io import write_text
+from pipeline.storage import Location
 
 FORMATS = ("md", "csv", "tex")
 
@@ -31,9 +32,12 @@ def write_figures(results, out: Path) -> list[Path]:
 
 def write_report(results, out: Path | None = None) -> Path:
     """Tables (md, csv, tex), figures and ``report.md`` under ``out`` (default
-    ``<results>/report`` for a local folder): each experiment's sections, then every
-    figure. ``results``: a local folder or a URI (see :mod:`pipeline.results`)."""
-    out = Path(out) if out else Path(results) / "report"
+    ``<results>/report`` for a local folder, ``./report`` for a URI): each experiment's
+    sections, then every figure. ``results``: a folder or a URI (see pipeline.results)."""
+    if out is None:
+        where = Location.of(results)
+        out = Path(where) / "report" if where.is_local else Path("report")
+    out = Path(out)
     tables = write_tables(results, out)
     figures = write_figures(results, out)
     lines = [f"# Reproduction report for `{results}`", ""]

@@ -9,13 +9,17 @@ standard variables (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFA
 ``gs://``).
 
 Writes are whole or nothing: locally a temporary file renamed over the target; on object
-storage one upload of the complete bytes (an object appears only when its upload
-completes, so a writer killed half-way leaves nothing).
+storage an upload to a hidden temporary key (readers skip names starting with a dot),
+then a server-side move onto the target, and the temporary key removed on any error (an
+interrupted stream would otherwise publish what was written so far). A writer killed
+half-way leaves at most a hidden key or an unfinished multipart upload (a bucket
+lifecycle rule cleans those), never a partial part.
 """
 
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +27,10 @@ import pyarrow.fs as pafs
 
 from pipeline.errors import UserError
 
-# Variables that reach every Ray worker, so that workers reach the same storage.
+# Variables that reach every Ray worker, so that workers reach the same storage (values
+# only: a profile name or a key-file path of the driver's machine would mean nothing on a
+# worker, which then uses its own, e.g. an instance role). Note that Ray shows a job's
+# runtime environment in its dashboard.
 STORAGE_ENV = (
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
@@ -32,8 +39,6 @@ STORAGE_ENV = (
     "AWS_REGION",
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_S3",
-    "AWS_PROFILE",
-    "GOOGLE_APPLICATION_CREDENTIALS",
     "MLFLOW_TRACKING_URI",
     "MLFLOW_S3_ENDPOINT_URL",
 )
@@ -169,8 +174,18 @@ class Location:
             with atomic_path(self.path) as tmp:
                 tmp.write_bytes(data)
             return
-        with self.fs.open_output_stream(self.path) as out:
-            out.write(data)
+        parent, _, name = self.path.rpartition("/")
+        tmp = f"{parent}/.{name}.tmp-{uuid.uuid4().hex[:12]}"
+        try:
+            with self.fs.open_output_stream(tmp) as out:
+                out.write(data)
+            self.fs.move(tmp, self.path)
+        except BaseException:
+            try:
+                self.fs.delete_file(tmp)
+            except OSError:
+                pass
+            raise
 
     def unlink(self) -> None:
         """Remove the file if it is there."""
@@ -181,12 +196,3 @@ class Location:
         except OSError:
             if self.exists():
                 raise
-
-    def copy_to_local(self, dest: Path) -> None:
-        """Copy this folder's files (recursively) into the local folder ``dest``."""
-        pafs.copy_files(
-            self.path,
-            str(dest),
-            source_filesystem=self.fs,
-            destination_filesystem=pafs.LocalFileSystem(),
-        )

@@ -26,11 +26,7 @@ from pipeline.sweepspec import SweepSpec, expand, trial_id
 from pipeline.tracking import SweepTracker
 from pipeline.worker import tune_entry
 
-# Keep the embedded Ray on loopback (Ray's single-node mode) and quiet (see DESIGN:
-# pitfalls seen here). Not in a driver of a multi-node cluster (``RAY_ADDRESS``, or the
-# CLI's --address): there single-node mode would hide the node's own raylet from it.
-if not os.environ.get("RAY_ADDRESS"):
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+# Keep the embedded Ray quiet (loopback: see pipeline/__init__.py and DESIGN: pitfalls).
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "1")
@@ -290,6 +286,11 @@ def run_sweep(
         )
     pending = [(trial_id(c), c) for c in trials if trial_id(c) not in finished]
     tracker = SweepTracker(folder, spec.name, tracking_uri)
+    if not folder.is_local and tracker.uri.startswith("sqlite:///"):
+        log(
+            f"[{spec.name}] MLflow store on this machine only ({tracker.uri}); pass "
+            "--tracking-uri to keep runs on a tracking server"
+        )
     closed = tracker.close_orphans({tid for tid, _ in pending}, finished)
     log(
         f"[{spec.name}] {len(trials)} trials at profile {profile}: {len(finished)} finished "

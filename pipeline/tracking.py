@@ -66,7 +66,8 @@ class SweepTracker:
             self.experiment_id = exp.experiment_id
         self.sweep = sweep
         # On a store shared by several results locations (a team's server), a run belongs
-        # to this sweep only if its ``results`` tag names this folder.
+        # to this sweep if its ``results`` tag names this folder (runs recorded before the
+        # tag existed have none and count as ours; they get the tag when reused).
         self.results = folder.uri
         self._shared = self.uri != _default_uri(folder)
         self._runs: dict[str, str] = {}
@@ -76,7 +77,7 @@ class SweepTracker:
                 self._runs[tid] = run.info.run_id
 
     def _ours(self, run) -> bool:
-        return not self._shared or run.data.tags.get("results") == self.results
+        return not self._shared or run.data.tags.get("results", self.results) == self.results
 
     def close_orphans(self, rerun: set[str], finished: set[str] = frozenset()) -> int:
         """Close RUNNING runs whose trial will not run again: FINISHED when the trial is
@@ -108,6 +109,7 @@ class SweepTracker:
             )
         else:
             self.client.update_run(run_id, status="RUNNING")
+        tags = {**tags, "results": self.results}
         self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
         return run_id
 

@@ -245,7 +245,10 @@ def test_smoke_sweep_on_two_nodes_lands_once_on_s3_after_kill_and_resume(
     cmd = [str(BIN / "gnn2gnn"), "sweep", str(sweep_file), "--profile", "smoke"]
     cmd += ["--address", two_nodes.address, "--results", results]
     cmd += ["--tracking-uri", f"sqlite:///{mlflow_db}", "--data-dir", f"s3://{BUCKET}/data"]
+    # the driver as a user's shell starts it: the project's own default (single-node mode
+    # for an embedded Ray) applies; only the nodes run in multi-node mode
     env = {**two_nodes.env, **s3.env}
+    env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
     trials_dir = f"{BUCKET}/runs/one/smoke/trials"
 
     def parts() -> list[str]:
@@ -327,9 +330,18 @@ def test_results_store_on_s3_writes_whole_parts_and_reads_them_back(s3_env, tmp_
     store.record({"trial_id": "b", "status": "ok", "mu": 2}, epochs, None)  # a retry
     assert fingerprint(f"{root}/toy") != first
     assert set(read_trials(f"{root}/toy")["status"]) == {"ok"}
+    # a write that fails half-way publishes nothing (pyarrow's stream would upload what it
+    # had on close): here the payload is not bytes, so the stream's write raises
+    from pipeline.storage import Location
+
+    target = Location.of(f"{root}/toy/trials/c.parquet")
+    with pytest.raises(TypeError):
+        target.write_bytes(object())
+    assert not target.exists() and ResultsStore(f"{root}/toy").finished_ids() == {"a", "b"}
     # nothing but whole parts under the prefix: no temporary objects left behind
     fs = s3_env.fs()
-    names = [i.base_name for i in fs.get_file_info(pafs.FileSelector(BUCKET, recursive=True))]
+    prefix = root.removeprefix("s3://")
+    names = [i.base_name for i in fs.get_file_info(pafs.FileSelector(prefix, recursive=True))]
     assert not [n for n in names if n.startswith(".")]
 
 
@@ -350,7 +362,9 @@ def test_data_on_s3_is_staged_once_per_machine(s3_env, tmp_path, data_dir, monke
     assert len(list((tmp_path / "cache" / "data").iterdir())) == 2  # the copy and its lock
     with fs.open_output_stream(f"{prefix}/extra.txt") as out:  # a changed folder: new copy
         out.write(b"x")
-    assert resolve_data_dir(f"s3://{prefix}") != first
+    second = resolve_data_dir(f"s3://{prefix}")
+    assert second != first and (second / "extra.txt").read_bytes() == b"x"
+    assert not first.exists()  # the old copy of the same folder is removed
 
 
 def test_missing_data_on_a_worker_names_the_node_and_the_path(tmp_path):

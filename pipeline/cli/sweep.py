@@ -16,8 +16,7 @@ from pipeline.experiments import get_experiment, validate_trial_config
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    if args.address:  # a cluster: Ray in multi-node mode (see pipeline.sweep)
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "1")
+    from pipeline.paths import workers_data_dir
     from pipeline.sweep import run_sweep
     from pipeline.sweepspec import load_sweep
 
@@ -33,7 +32,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         address=args.address,
         resume=args.resume,
         max_concurrent=args.max_concurrent,
-        data_dir=sweep_data_dir(args.data_dir),
+        data_dir=workers_data_dir(args.data_dir),
         tracking_uri=args.tracking_uri,
         log=log,
     )
@@ -51,20 +50,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         )
     )
     return 1 if summary.failed else 0
-
-
-def sweep_data_dir(given: str | None) -> str:
-    """The data folder handed to the workers: a local path resolved here (the default
-    search), or a URI, checked here and copied by each node into its cache."""
-    from pipeline.paths import DataNotFoundError, resolve_data_dir
-    from pipeline.storage import Location, is_uri
-
-    given = given if given is not None else os.environ.get("GNN2GNN_DATA")
-    if given is not None and is_uri(given) and not given.startswith("file://"):
-        if not Location.of(given).is_dir():
-            raise DataNotFoundError(f"--data-dir {given}: no such folder")
-        return given
-    return str(resolve_data_dir(given))
 
 
 def override_sweep(spec, seeds: int | None, sets: list[str] | None):
@@ -95,18 +80,19 @@ def cmd_ui(args: argparse.Namespace) -> int:
     results = Location.of(args.results)
     folder = results / args.sweep if args.sweep else results
     explicit = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-    if not explicit and not args.sweep:
-        if results.is_local:
-            found = sorted(Path(results.path).glob("*/mlflow.db"))
-            folder = Location.of(found[0].parent) if len(found) == 1 else folder
-        else:
-            found = [f for f in results.dirs() if (f / "trials").is_dir()]
-            folder = found[0] if len(found) == 1 else folder
+    if results.is_local and not explicit and not (Path(folder) / "mlflow.db").exists():
+        found = sorted(Path(results).glob("*/mlflow.db"))
         if len(found) != 1:
             raise UserError(
                 f"no single MLflow store under {args.results} (found {len(found)}); "
                 "pass --sweep NAME"
             )
+        folder = Location.of(found[0].parent)
+    elif not results.is_local and not explicit and not args.sweep:
+        found = [f for f in results.dirs() if (f / "trials").is_dir()]
+        if len(found) != 1:
+            raise UserError(f"{len(found)} sweeps under {args.results}: pass --sweep NAME")
+        folder = found[0]
     uri = tracking_uri(folder, explicit)
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     print(f"MLflow UI for {uri}: http://127.0.0.1:{args.port}", flush=True)

@@ -320,9 +320,9 @@ def run_pretraining(
     bench = load_benchmark("nasbench101", data_dir=cfg.data_dir)
     data = load_cifar10(cfg.data_dir)
     if cfg.data_dir is None:
-        from pipeline.paths import resolve_data_dir
+        from pipeline.paths import workers_data_dir
 
-        cfg.data_dir = str(resolve_data_dir())
+        cfg.data_dir = workers_data_dir()  # a path, or a URI each node copies
     selection = image_selection(cfg, data.train_y, data.test_y)
     _images_file(folder, cfg, selection, data.fingerprint)
     nets = pick_networks(cfg, bench)

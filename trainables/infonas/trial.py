@@ -375,7 +375,7 @@ class IOTrial:
             "device": str(self.device),
         }
         if self.io is not None:
-            out["io_data"] = str(self.io.folder)
+            out["io_data"] = self.cfg.io_data or f"results/pretrain-{self.cfg.profile}"
             out["io_dim"] = self.io.dim
             for name, s in self.io.splits.items():
                 out[f"io_{name}_pairs"] = len(s)
