@@ -201,15 +201,33 @@ def to_tensor(images: np.ndarray, device: torch.device | str = "cpu") -> torch.T
     return (x - mean) / std
 
 
-def augment(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
+def augment_draws(
+    gen: torch.Generator, sizes: list[int], pad: int = 4
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The crop offsets and flips of consecutive batches of ``sizes`` images, drawn from
+    the CPU generator ``gen`` in the order :func:`augment` draws them batch by batch, and
+    concatenated: move them to the device once per epoch, slice them per step."""
+    dys, dxs, flips = [], [], []
+    for b in sizes:
+        dys.append(torch.randint(0, 2 * pad + 1, (b,), generator=gen))
+        dxs.append(torch.randint(0, 2 * pad + 1, (b,), generator=gen))
+        flips.append(torch.rand(b, generator=gen) < 0.5)
+    return torch.cat(dys), torch.cat(dxs), torch.cat(flips)
+
+
+def augment(
+    x: torch.Tensor,
+    gen: torch.Generator | None,
+    pad: int = 4,
+    draws: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
     """Random crop after zero padding and random horizontal flip of a batch [B, C, H, W].
 
-    ``gen`` lives on the CPU so the same seed gives the same crops on any device."""
+    ``gen`` lives on the CPU so the same seed gives the same crops on any device; or
+    ``draws`` (from :func:`augment_draws`, already on the device: no host copy a step)."""
     b, _, h, w = x.shape
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (b,), generator=gen).to(x.device)
-    dx = torch.randint(0, 2 * pad + 1, (b,), generator=gen).to(x.device)
-    flip = (torch.rand(b, generator=gen) < 0.5).to(x.device)
+    dy, dx, flip = (t.to(x.device) for t in (draws or augment_draws(gen, [b], pad)))
     rows = (dy[:, None] + torch.arange(h, device=x.device)[None, :])[:, None, :, None]
     cols = dx[:, None] + torch.arange(w, device=x.device)[None, :]
     cols = torch.where(flip[:, None], cols.flip(1), cols)[:, None, None, :]

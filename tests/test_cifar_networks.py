@@ -121,3 +121,27 @@ def test_forward_on_real_images(nb101, cifar):
     assert logits.shape == (16, 10) and feats.shape == (16, 32)  # 4 x stem after two doublings
     assert torch.isfinite(logits).all() and (feats >= 0).all()  # pooled ReLU outputs
     assert torch.allclose(net.classifier(feats), logits, atol=1e-5)
+
+
+def test_an_epochs_draws_give_the_crops_of_batch_by_batch_augmenting():
+    from pipeline.cifar10 import augment_draws
+
+    x = torch.randn(10, 3, 32, 32)
+    gen = torch.Generator().manual_seed(3)
+    one_by_one = [augment(x[:6], gen), augment(x[6:], gen)]
+    draws = augment_draws(torch.Generator().manual_seed(3), [6, 4])
+    assert torch.equal(augment(x[:6], None, draws=tuple(t[:6] for t in draws)), one_by_one[0])
+    assert torch.equal(augment(x[6:], None, draws=tuple(t[6:] for t in draws)), one_by_one[1])
+
+
+def test_pretraining_a_network_in_bf16_on_the_cpu(tmp_path, data_dir, cifar):
+    from trainables.infonas.pretrain import image_selection, make_config, train_network
+
+    cfg = make_config({"profile": "smoke", "data_dir": str(data_dir), "precision": "bf16"})
+    images = image_selection(cfg, cifar.train_y, cifar.test_y)
+    ops = ["input", "conv3x3-bn-relu", "maxpool3x3", "output"]
+    adj = [[0, 1, 0, 0], [0, 0, 1, 1], [0, 0, 0, 1], [0, 0, 0, 0]]
+    rec = train_network("ab" * 16, ops, adj, cfg.model_dump(), str(tmp_path), images)
+    assert rec["precision"] == "bf16" and rec["images_per_s"] > 0
+    assert 0 <= rec["test_acc"] <= 100 and rec["train_loss"] == rec["train_loss"]  # not NaN
+    assert (tmp_path / "networks" / ("ab" * 16) / "done.json").is_file()

@@ -24,6 +24,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         "stem_channels": args.stem_channels,
         "seed": args.seed,
         "device": args.device,
+        "precision": args.precision,
         "data_dir": args.data_dir,
     }
     config = {k: v for k, v in config.items() if v is not None}  # left out: the profile's
@@ -57,6 +58,12 @@ def add_pretrain_parser(sub) -> None:
     p.add_argument("--stem-channels", type=int, default=None, help="paper: 128")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+    p.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16"],
+        default=None,
+        help="auto: bf16 autocast + channels_last on CUDA, fp32 on the CPU",
+    )
     p.add_argument("--data-dir", default=None)
     p.add_argument("--address", default=None, help="Ray cluster address (default: embedded)")
     p.add_argument(

@@ -30,82 +30,18 @@ import json
 import math
 import time
 from collections.abc import Callable
-from typing import Literal
 
 import numpy as np
 import pandas as pd
-import pydantic
 import torch
 import torch.nn.functional as F
 
-from pipeline.config import ConfigError, Profile, StrictModel
-from pipeline.experiment import make_config as build_config
+from pipeline.config import ConfigError
 from pipeline.storage import Location
 from pipeline.trial import pick_device
+from trainables.infonas.pretrain_config import PROFILES, PretrainConfig, make_config
 
-PROFILES: dict[str, dict] = {
-    # seconds a network: CI
-    "smoke": {
-        "train_networks": 2,
-        "valid_networks": 1,
-        "epochs": 1,
-        "stem_channels": 8,
-        "train_images": 512,
-        "io_images": 64,
-        "test_images": 64,
-        "eval_images": 512,
-    },
-    # about a minute a network on a laptop core
-    "cpu": {
-        "train_networks": 6,
-        "valid_networks": 2,
-        "epochs": 2,
-        "stem_channels": 16,
-        "train_images": 5000,
-        "io_images": 200,
-        "test_images": 200,
-        "eval_images": 2000,
-    },
-    # the paper: 608 + 77 networks, 12 epochs, full width, 1,000 IO and 2,000 test images
-    "paper": {
-        "train_networks": 608,
-        "valid_networks": 77,
-        "epochs": 12,
-        "stem_channels": 128,
-        "train_images": None,
-        "io_images": 1000,
-        "test_images": 2000,
-        "eval_images": None,
-    },
-}
-
-
-class PretrainConfig(StrictModel):
-    profile: Profile = "cpu"
-    data_dir: str | None = None
-    train_networks: int = pydantic.Field(608, ge=1)
-    valid_networks: int = pydantic.Field(77, ge=0)
-    epochs: int = pydantic.Field(12, ge=1)
-    batch_size: int = pydantic.Field(128, ge=1)
-    lr: float = pydantic.Field(0.025, gt=0)
-    momentum: float = pydantic.Field(0.9, ge=0, lt=1)
-    weight_decay: float = pydantic.Field(1e-4, ge=0)
-    grad_clip: float = pydantic.Field(5.0, gt=0)
-    stem_channels: int = pydantic.Field(128, ge=1)
-    num_stacks: int = pydantic.Field(3, ge=1)
-    cells_per_stack: int = pydantic.Field(3, ge=1)
-    train_images: int | None = pydantic.Field(None, ge=1, description="None: all the rest")
-    io_images: int = pydantic.Field(1000, ge=1, description="held-out training images")
-    test_images: int = pydantic.Field(2000, ge=1, description="'unseen' test images")
-    eval_images: int | None = pydantic.Field(None, ge=1, description="test accuracy; None=all")
-    valid_fraction: float = pydantic.Field(0.1, gt=0, lt=1, description="space split")
-    seed: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-
-
-def make_config(data: dict, source: str = "pretrain config") -> PretrainConfig:
-    """The validated config: the profile's values, then ``data`` (the shared rule)."""
-    return build_config(PretrainConfig, PROFILES, data, source)
+__all__ = ["PROFILES", "PretrainConfig", "make_config", "run_pretraining", "train_network"]
 
 
 def image_selection(cfg: PretrainConfig, train_y: np.ndarray, test_y: np.ndarray) -> dict:
@@ -175,7 +111,7 @@ def train_network(
 ) -> dict:
     """Train one network and write its files (see module docstring); returns its record."""
     from pipeline.cells import Cell
-    from pipeline.cifar10 import augment, load_cifar10, to_tensor
+    from pipeline.cifar10 import augment, augment_draws, load_cifar10, to_tensor
     from pipeline.nb101net import NB101Network, count_parameters
     from pipeline.worker import node_data_dir
 
@@ -190,8 +126,14 @@ def train_network(
     data = load_cifar10(node_data_dir(cfg.data_dir) if cfg.data_dir else None)
     cell = Cell.from_lists(ops, np.array(adjacency, dtype=np.uint8))
     net = NB101Network(cell, cfg.stem_channels, cfg.num_stacks, cfg.cells_per_stack).to(device)
+    # bf16 autocast (and channels_last) on CUDA unless fp32 is asked for; fp32 on the CPU
+    # unless bf16 is. No host sync in the loop: losses add up on the device, the epoch's
+    # crops and flips move to the device once, the images live there.
+    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
+    layout = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    net = net.to(memory_format=layout)
     train_idx = np.asarray(images["train"])
-    x_all = to_tensor(data.train_x[train_idx], device)
+    x_all = to_tensor(data.train_x[train_idx], device).contiguous(memory_format=layout)
     y_all = torch.from_numpy(data.train_y[train_idx]).to(device)
     steps_per_epoch = math.ceil(len(train_idx) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
@@ -201,23 +143,31 @@ def train_network(
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
     gen = torch.Generator().manual_seed(seed)
     losses = []
+    t_train = time.perf_counter()
     for epoch in range(cfg.epochs):
         net.train()
         perm = torch.randperm(len(train_idx), generator=gen).to(device)
-        run = 0.0
+        sizes = [
+            min(cfg.batch_size, len(train_idx) - s * cfg.batch_size) for s in range(steps_per_epoch)
+        ]
+        draws = [t.to(device) for t in augment_draws(gen, sizes)]
+        run = torch.zeros((), device=device)
         for s in range(steps_per_epoch):
-            idx = perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
-            x = augment(x_all[idx], gen)
-            loss = F.cross_entropy(net(x), y_all[idx])
+            lo, hi = s * cfg.batch_size, s * cfg.batch_size + sizes[s]
+            idx = perm[lo:hi]
+            x = augment(x_all[idx], None, draws=tuple(t[lo:hi] for t in draws))
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                loss = F.cross_entropy(net(x.contiguous(memory_format=layout)), y_all[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
             opt.step()
             sched.step()
-            run += float(loss)
-        losses.append(run / steps_per_epoch)
+            run = run + loss.detach().float()
+        losses.append(float(run) / steps_per_epoch)  # one host sync an epoch
         if log:
             log(f"{hash_[:8]} epoch {epoch + 1}/{cfg.epochs} loss {losses[-1]:.3f}")
+    train_seconds = time.perf_counter() - t_train
     del x_all
     net.eval()
     ev = np.asarray(images["eval"])
@@ -249,6 +199,8 @@ def train_network(
         "train_loss": losses[-1],
         "params": count_parameters(net),
         "seconds": time.time() - t0,
+        "images_per_s": cfg.epochs * len(train_idx) / max(train_seconds, 1e-9),
+        "precision": "bf16" if bf16 else "fp32",
         "device": str(device),
         "epochs": cfg.epochs,
         "stem_channels": cfg.stem_channels,
