@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch_geometric.data import Data, InMemoryDataset
+from torch_geometric.utils import dense_to_sparse
 
 from pipeline.benchmarks import Benchmark, load_benchmark
 from pipeline.paths import cache_dir
@@ -119,11 +120,9 @@ def benchmark_dataset(
 
 def cell_data(ops: list[str], adjacency: np.ndarray, space: SearchSpace, **fields) -> Data:
     """One cell as ``Data`` (the dataset's layout); ``fields`` are added as attributes."""
-    adjacency = np.asarray(adjacency)
     x = torch.zeros(len(ops), space.num_ops)
     x[torch.arange(len(ops)), torch.as_tensor([space.op_index(o) for o in ops])] = 1.0
-    src, dst = np.nonzero(adjacency)
-    edge_index = torch.as_tensor(np.stack([src, dst]).astype(np.int64)).reshape(2, -1)
+    edge_index, _ = dense_to_sparse(torch.as_tensor(np.asarray(adjacency, dtype=np.float32)))
     return Data(x=x, edge_index=edge_index, num_nodes=len(ops), **fields)
 
 
