@@ -8,8 +8,9 @@ function).
   function as two PyG ``DenseGraphConv`` (on A^T and on A); timed as the whole training
   step at batch 32 (``Trial.step``, NATS-Bench, ``cpu`` profile) with either layer in the
   generator and both critics, and as generation at batch 4096.
-- arch2vec: ``GINLayer`` vs PyG ``DenseGINConv`` with the same MLP and batch norms; timed as
-  the VAE's forward + loss + backward at batch 32 on NAS-Bench-101 cells.
+- arch2vec: a hand-written GIN layer ("ours") vs the project's ``GINLayer`` on PyG's
+  ``DenseGINConv`` with the same MLP and batch norms; timed as the VAE's forward + loss +
+  backward at batch 32 on NAS-Bench-101 cells.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import time
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch_geometric.nn import DenseGINConv, DenseGraphConv
+from torch_geometric.nn import DenseGraphConv
 
 
 class PygDirectedConv(nn.Module):
@@ -41,26 +42,22 @@ class PygDirectedConv(nn.Module):
         return out
 
 
-class PygGINLayer(nn.Module):
-    """arch2vec's GIN layer with PyG's DenseGINConv doing the aggregation."""
+class HandGINLayer(nn.Module):
+    """arch2vec's GIN layer written by hand (the project's version before it moved onto
+    PyG's DenseGINConv): the "before" of the VAE comparison."""
 
     def __init__(self, cin: int, hidden: int) -> None:
         super().__init__()
+        self.eps = nn.Parameter(torch.zeros(1))
         self.mlp = nn.Sequential(
             nn.Linear(cin, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, hidden)
         )
         self.bn = nn.BatchNorm1d(hidden)
-        mlp = self.mlp
-
-        class Flat(nn.Module):
-            def forward(self, h):
-                return mlp(h.reshape(-1, h.shape[-1])).reshape(*h.shape[:2], -1)
-
-        self.conv = DenseGINConv(Flat(), train_eps=True)
 
     def forward(self, h, adj):
         b, n, _ = h.shape
-        return F.relu(self.bn(self.conv(h, adj).reshape(b * n, -1))).reshape(b, n, -1)
+        agg = (1 + self.eps) * h + torch.bmm(adj, h)
+        return F.relu(self.bn(self.mlp(agg.reshape(b * n, -1)))).reshape(b, n, -1)
 
 
 def timed(fn, repeat: int) -> float:
@@ -102,8 +99,8 @@ def vae(layer: str, repeat: int) -> dict:
     x, adj, _ = table_to_dense(
         bench.ops[rows], bench.adjacency[rows], bench.num_vertices[rows], 5, 7
     )
-    original = arch2vec.GINLayer
-    arch2vec.GINLayer = original if layer == "ours" else PygGINLayer
+    original = arch2vec.GINLayer  # on PyG's DenseGINConv
+    arch2vec.GINLayer = HandGINLayer if layer == "ours" else original
     try:
         torch.manual_seed(0)
         model = arch2vec.Arch2Vec(5, 7)
