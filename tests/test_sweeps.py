@@ -251,10 +251,14 @@ def test_killed_driver_resumes_without_duplicates(tmp_path):
         cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     trials_dir = results / "smoke" / "trials"
+
+    def finished() -> list[Path]:  # not the hidden temporary file of a write in progress
+        return [p for p in trials_dir.glob("*.parquet") if not p.name.startswith(".")]
+
     deadline = time.time() + 300
-    while time.time() < deadline and not list(trials_dir.glob("*.parquet")):
+    while time.time() < deadline and not finished():
         time.sleep(0.5)
-    assert list(trials_dir.glob("*.parquet")), "no trial finished before the deadline"
+    assert finished(), "no trial finished before the deadline"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     done_before = set(read_trials(results / "smoke").trial_id)
