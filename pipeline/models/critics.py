@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from pipeline.models.generators import Graphs
-from pipeline.models.layers import DirectedDenseConv
+from pipeline.models.layers import DirectedDenseConv, dropout_from_uniform
 
 
 class GraphCritic(nn.Module):
@@ -53,9 +53,12 @@ class GraphCritic(nn.Module):
                 conv.lin = nn.utils.parametrizations.spectral_norm(conv.lin)
             self.out = nn.utils.parametrizations.spectral_norm(self.out)
 
-    def forward(self, g: Graphs, groups: int = 1) -> Tensor:
+    def forward(
+        self, g: Graphs, groups: int = 1, generator: torch.Generator | None = None
+    ) -> Tensor:
         """``groups``: the batch is that many equal parts (e.g. real, then generated) whose
-        minibatch statistics are taken apart."""
+        minibatch statistics are taken apart. ``generator``: draws the dropout mask (a
+        trial's own stream; default: torch's global one)."""
         h = g.x
         for conv in self.convs:
             h = torch.relu(conv(h, g.adj))
@@ -70,7 +73,11 @@ class GraphCritic(nn.Module):
             std = parts.std(dim=1, unbiased=False).mean(dim=-1)  # [groups]
             std = std.repeat_interleave(parts.shape[1]).unsqueeze(1)
             pooled = torch.cat([pooled, std], dim=1)
-        pooled = nn.functional.dropout(pooled, self.dropout, self.training)
+        if self.training and self.dropout > 0 and generator is not None:
+            u = torch.rand(pooled.shape, generator=generator, device=pooled.device)
+            pooled = dropout_from_uniform(pooled, self.dropout, u)
+        else:
+            pooled = nn.functional.dropout(pooled, self.dropout, self.training)
         return self.out(pooled)
 
 

@@ -178,8 +178,10 @@ class Generator(nn.Module):
     def edge_logits(self, h: Tensor) -> Tensor:
         """[B, N, N] logit of edge v -> w: sigmoid of it is the edge probability (entries
         off the upper triangle are ignored by the caller)."""
-        src = self.edge_src(h)  # [B, N, S]
-        dst = self.edge_dst(h)
+        return self.edge_logits_from(self.edge_src(h), self.edge_dst(h))
+
+    def edge_logits_from(self, src: Tensor, dst: Tensor) -> Tensor:
+        """``edge_logits`` from the two dense layers' outputs ([B, N, S] each)."""
         if self.edge_scorer == "sigmoid":
             return src + dst.transpose(1, 2)
         raw = src.unsqueeze(2) + dst.unsqueeze(1)  # [B, v, w, 2]

@@ -57,15 +57,28 @@ class DirectedDenseConv(nn.Module):
 
 def gumbel_noise(shape: torch.Size, generator: torch.Generator | None, device) -> Tensor:
     """Standard Gumbel noise, drawn from ``generator`` (seeded sampling)."""
-    u = torch.rand(shape, generator=generator, device=device).clamp_(1e-10, 1.0 - 1e-7)
-    return -torch.log(-torch.log(u))
+    return gumbel_from_uniform(torch.rand(shape, generator=generator, device=device))
+
+
+def gumbel_from_uniform(u: Tensor) -> Tensor:
+    """Standard Gumbel noise from uniform draws ``u`` in [0, 1)."""
+    return -torch.log(-torch.log(u.clamp_(1e-10, 1.0 - 1e-7)))
 
 
 def gumbel_softmax_st(
-    logits: Tensor, tau: float, generator: torch.Generator | None, hard: bool = True
+    logits: Tensor,
+    tau: float | Tensor,
+    generator: torch.Generator | None,
+    hard: bool = True,
+    noise: Tensor | None = None,
 ) -> Tensor:
-    """Straight-through Gumbel-softmax over the last dim: one-hot forward, soft gradients."""
-    y = F.softmax((logits + gumbel_noise(logits.shape, generator, logits.device)) / tau, dim=-1)
+    """Straight-through Gumbel-softmax over the last dim: one-hot forward, soft gradients.
+
+    ``noise``: Gumbel noise of ``logits``' shape, drawn by the caller (packed trials draw
+    each trial's part from its own generator); by default drawn from ``generator``."""
+    if noise is None:
+        noise = gumbel_noise(logits.shape, generator, logits.device)
+    y = F.softmax((logits + noise) / tau, dim=-1)
     if not hard:
         return y
     index = y.argmax(dim=-1, keepdim=True)
@@ -73,14 +86,27 @@ def gumbel_softmax_st(
     return y_hard - y.detach() + y
 
 
-def gumbel_sigmoid_st(logits: Tensor, tau: float, generator: torch.Generator | None) -> Tensor:
+def gumbel_sigmoid_st(
+    logits: Tensor,
+    tau: float | Tensor,
+    generator: torch.Generator | None,
+    u: Tensor | None = None,
+) -> Tensor:
     """Two-class Gumbel-softmax (edge / no edge) with logits (l, 0): 0/1 forward, soft grads.
 
     ``sigmoid(logits)`` is the edge probability; the difference of two Gumbels is logistic,
-    drawn here directly as log(u) - log(1 - u).
+    drawn here directly as log(u) - log(1 - u) from uniform ``u`` (given, or drawn from
+    ``generator``).
     """
-    u = torch.rand(logits.shape, generator=generator, device=logits.device)
+    if u is None:
+        u = torch.rand(logits.shape, generator=generator, device=logits.device)
     u = u.clamp_(1e-7, 1.0 - 1e-7)
     y = torch.sigmoid((logits + torch.log(u) - torch.log1p(-u)) / tau)
     y_hard = (y > 0.5).to(y.dtype)
     return y_hard - y.detach() + y
+
+
+def dropout_from_uniform(x: Tensor, p: float, u: Tensor) -> Tensor:
+    """Dropout of ``x`` with rate ``p`` from uniform draws ``u`` of its shape (kept where
+    u >= p, scaled by 1 / (1 - p)): seeded by whoever drew ``u``."""
+    return x * (u >= p).to(x.dtype) / (1.0 - p)
