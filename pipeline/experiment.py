@@ -67,6 +67,11 @@ class Experiment:
     report: ReportWriter | str | None = None
     add_commands: Callable[[Any], None] | str | None = None  # (argparse subparsers) -> None
     claims_old_train_form: bool = False  # `gnn2gnn train` with no experiment and no --model
+    # Trial packing (optional): ``pack_key(config dict)`` is equal for trials that can train
+    # together as one batched model (None: this one cannot), and ``run_packed(config dicts,
+    # reporters, progress=False)`` trains such a group, returning one result per config.
+    pack_key: Callable[[Mapping[str, Any]], Any] | None = None
+    run_packed: Callable[..., list[TrialResult]] | None = None
 
     def __post_init__(self) -> None:
         missing = set(PROFILES) - set(self.profiles)
@@ -103,6 +108,24 @@ class Experiment:
         if self.check is not None:
             self.check(cfg, source)
         return cfg
+
+    def pack_groups(self, configs: list[Mapping[str, Any]], pack: int) -> list[list[int]]:
+        """Indices of ``configs`` in groups of at most ``pack`` trials that train packed
+        (equal ``pack_key``), in first-seen order; every trial alone when the experiment
+        does not pack or ``pack`` is 1."""
+        groups: list[list[int]] = []
+        filling: dict[Any, list[int]] = {}
+        for i, cfg in enumerate(configs):
+            key = self.pack_key(cfg) if pack > 1 and self.run_packed is not None else None
+            if key is None:
+                groups.append([i])
+                continue
+            group = filling.get(key)
+            if group is None or len(group) >= pack:
+                group = filling[key] = []
+                groups.append(group)
+            group.append(i)
+        return groups
 
     def models(self) -> tuple[str, ...]:
         """The values of the Config's ``model`` field (for the old ``train --model`` form)."""

@@ -131,40 +131,51 @@ def _tune_callback_class():
         def _tid(trial) -> str:
             return trial.config["spec"]["trial_id"]
 
+        @staticmethod
+        def _members(trial) -> list[dict]:
+            """The sweep trials a Ray trial runs: itself, or a packed group's members."""
+            spec = trial.config["spec"]
+            return spec.get("members") or [{"trial_id": spec["trial_id"], "trial": spec["trial"]}]
+
         def on_trial_start(self, iteration, trials, trial, **info):
-            tid = self._tid(trial)
-            cfg = trial.config["spec"]["trial"]
-            full = self.meta["make_config"](cfg).model_dump(by_alias=True)
-            tags = {k: full[k] for k in self.meta["tag_fields"] if k in full}
-            name = "-".join(f"{k}={full[k]}" for k in self.meta["run_name_fields"] if k in full)
-            self.runs[tid] = self.tracker.start(tid, cfg, tags, f"{name}-{tid}")
-            self.started.setdefault(tid, time.time())
-            self.progress.running += 1
-            self.progress.line(f"started {tid}")
+            members = self._members(trial)
+            for m in members:
+                tid, cfg = m["trial_id"], m["trial"]
+                full = self.meta["make_config"](cfg).model_dump(by_alias=True)
+                tags = {k: full[k] for k in self.meta["tag_fields"] if k in full}
+                fields = self.meta["run_name_fields"]
+                name = "-".join(f"{k}={full[k]}" for k in fields if k in full)
+                self.runs[tid] = self.tracker.start(tid, cfg, tags, f"{name}-{tid}")
+                self.started.setdefault(tid, time.time())
+            self.progress.running += len(members)
+            packed = f" (packed: {len(members)} trials)" if len(members) > 1 else ""
+            self.progress.line(f"started {self._tid(trial)}{packed}")
 
         def on_trial_recover(self, iteration, trials, trial, **info):
-            self.progress.running -= 1
+            self.progress.running -= len(self._members(trial))
             self.progress.line(f"retrying {self._tid(trial)} after an error")
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             if result.get("final"):
                 return
-            run = self.runs.get(self._tid(trial))
+            members = self._members(trial)
+            member = members[int(result.get("member", 0))]
+            run = self.runs.get(member["trial_id"])
             if run is not None and "epoch" in result:
-                self.tracker.log_metrics(run, result, step=int(result["epoch"]))
+                row = {k: v for k, v in result.items() if k != "member"}
+                self.tracker.log_metrics(run, row, step=int(result["epoch"]))
 
-        def _row(self, trial, status: str, extra: dict) -> dict:
-            spec = trial.config["spec"]
-            tid = spec["trial_id"]
+        def _row(self, trial, member: dict, status: str, extra: dict) -> dict:
+            tid = member["trial_id"]
             return {
                 "trial_id": tid,
                 "sweep": self.meta["sweep"],
                 "status": status,
                 **self.meta["row"],
-                **spec["trial"],
+                **member["trial"],
                 # typed values (``1e-3`` in a YAML file is a string until validated), so
                 # every row of the dataset has the same column types, failed rows too
-                **self.meta["make_config"](spec["trial"]).model_dump(by_alias=True),
+                **self.meta["make_config"](member["trial"]).model_dump(by_alias=True),
                 "attempts": int(getattr(trial, "num_failures", 0)) + 1,
                 "started_at": self.started.get(tid),
                 "finished_at": time.time(),
@@ -173,16 +184,21 @@ def _tune_callback_class():
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             # The trial's files come through Tune's storage (the results location: a local
-            # or shared folder, or object storage), never from another node's disk.
+            # or shared folder, or object storage), never from another node's disk. A packed
+            # group's members each have their own subfolder.
             with trial.checkpoint.as_directory() as local:
-                self._complete(trial, Path(local))
+                packed = "members" in trial.config["spec"]
+                for member in self._members(trial):
+                    where = Path(local) / member["trial_id"] if packed else Path(local)
+                    self._complete(trial, member, where)
 
-        def _complete(self, trial, folder: Path) -> None:
-            tid = self._tid(trial)
+        def _complete(self, trial, member: dict, folder: Path) -> None:
+            tid = member["trial_id"]
             result = json.loads((folder / "result.json").read_text())
             metrics = result["metrics"]
             row = self._row(
                 trial,
+                member,
                 "ok",
                 {**result.get("full_config", {}), **result["info"], **metrics, "error": None},
             )
@@ -211,20 +227,21 @@ def _tune_callback_class():
             self.progress.line(f"finished {tid}")
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            tid = self._tid(trial)
             error = ""
             err_file = getattr(trial, "error_file", None)
             if err_file and Path(err_file).exists():
                 error = Path(err_file).read_text()[-4000:]
             error = error or str(getattr(trial, "error_msg", "") or "trial failed")
-            self.store.record(self._row(trial, "failed", {"error": error}), None, None)
-            run = self.runs.get(tid)
-            if run is not None:
-                self.tracker.finish(run, "FAILED", None, {"error": error.strip()[-1000:]})
-            self.failed.append(tid)
-            self.progress.running -= 1
-            self.progress.failed += 1
-            self.progress.line(f"FAILED {tid}")
+            for member in self._members(trial):
+                tid = member["trial_id"]
+                self.store.record(self._row(trial, member, "failed", {"error": error}), None, None)
+                run = self.runs.get(tid)
+                if run is not None:
+                    self.tracker.finish(run, "FAILED", None, {"error": error.strip()[-1000:]})
+                self.failed.append(tid)
+                self.progress.running -= 1
+                self.progress.failed += 1
+                self.progress.line(f"FAILED {tid}")
 
     return RecordCallback
 
@@ -253,6 +270,7 @@ def run_sweep(
     max_concurrent: int | None = None,
     data_dir: str | None = None,
     tracking_uri: str | None = None,
+    pack: int | None = None,
     log: Callable[[str], None] = print,
 ) -> SweepSummary:
     """Run (or resume) every trial of ``spec`` at ``profile``; see the module docstring.
@@ -262,6 +280,10 @@ def run_sweep(
     go there. ``data_dir`` (a path every node has, or a URI each node copies once; see
     :func:`pipeline.paths.stage_data`) is handed to every trial that does not set its own;
     it is not part of the trial id. ``tracking_uri``: see :func:`pipeline.tracking.tracking_uri`.
+    ``pack`` (default: the file's ``pack``): up to that many pending trials the experiment
+    can train together (:meth:`Experiment.pack_groups`) run as one Ray trial; each member
+    still gets its own Parquet row and MLflow run, and a resumed sweep re-runs exactly the
+    members that have not finished.
     """
     from ray import tune
 
@@ -310,17 +332,25 @@ def run_sweep(
             "gpu": spec.resources.gpu if has_gpu else 0,
             **spec.resources.custom,
         }
-        specs = [
-            {
-                "experiment": experiment.name,
-                "trial": c,
-                "trial_id": tid,
-                "cpus": spec.resources.cpu,
-                "data_dir": data_dir,
-                "cwd": os.getcwd(),
-            }
-            for tid, c in pending
-        ]
+        pack = spec.pack if pack is None else pack
+        if pack < 1:
+            raise SweepError(f"--pack must be at least 1, got {pack}")
+        common = {
+            "experiment": experiment.name,
+            "cpus": spec.resources.cpu,
+            "data_dir": data_dir,
+            "cwd": os.getcwd(),
+        }
+        specs = []
+        for group in experiment.pack_groups([c for _, c in pending], pack):
+            members = [{"trial_id": pending[i][0], "trial": pending[i][1]} for i in group]
+            if len(members) == 1:
+                specs.append({**common, **members[0]})
+            else:  # one Ray trial; its id names the group by its first member
+                gid = f"pack{len(members)}-{members[0]['trial_id']}"
+                specs.append({**common, "trial_id": gid, "trial": {}, "members": members})
+        if len(specs) < len(pending):
+            log(f"[{spec.name}] {len(pending)} trials packed into {len(specs)} Ray trials")
         meta = {
             "sweep": spec.name,
             "row": {

@@ -9,6 +9,7 @@ A sweep file (``sweeps/*.yaml``)::
     seeds: 3                       # an int n (seeds 0..n-1) or a list of seeds
     resources: {cpu: 1, gpu: 0.25} # per trial; gpu is used only when the cluster has GPUs
     retries: 1                     # extra attempts for a trial that raises
+    pack: 1                        # trials packed into one batched model (optional)
     base: {benchmark: nasbench101, valuer: C, top_n_removed: 10}   # fixed config fields
     grid: {mu: [1, 2], tau: [0.01, 0.1], lambda: [1, 0.5, 0.1, 0.01]}   # cartesian product
     variants:                      # optional: a union of partial configs, each x grid
@@ -57,6 +58,12 @@ class SweepSpec(StrictModel):
     seeds: int | list[int] = 3
     resources: Resources = Resources()
     retries: int = pydantic.Field(1, ge=0)
+    pack: int = pydantic.Field(
+        1,
+        ge=1,
+        description="train up to this many compatible trials as one batched model, one Ray "
+        "trial with the resources of one (experiments that can pack: GNN2GNN)",
+    )
     base: dict[str, Any] = {}
     grid: dict[str, list[Any]] = {}
     variants: list[dict[str, Any]] = [{}]

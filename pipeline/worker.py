@@ -28,7 +28,9 @@ def node_data_dir(data_dir: str) -> Path:
 
 def tune_entry(config: dict) -> None:
     """Ray Tune entry: ``config["spec"]`` = {"experiment", "trial": <trial config>,
-    "trial_id", "cpus", "data_dir", "cwd"}. ``data_dir``: see :func:`node_data_dir`.
+    "trial_id", "cpus", "data_dir", "cwd"}, and for a packed group ``"members"``: [{"trial",
+    "trial_id"}, ...] trained together by the experiment's ``run_packed``, each member's
+    files in a subfolder named by its trial id. ``data_dir``: see :func:`node_data_dir`.
 
     Reports every epoch to Tune, then a final result with a checkpoint folder holding the
     trial's files (result.json, epochs/generated and extra Parquet tables, model.pt), which
@@ -48,20 +50,41 @@ def tune_entry(config: dict) -> None:
     spec = config["spec"]
     experiment = get_experiment(spec["experiment"])
     fields = experiment.config.model_fields  # data_dir and device only where the Config has them
-    trial_cfg = dict(spec["trial"])
-    if spec.get("data_dir") and not trial_cfg.get("data_dir") and "data_dir" in fields:
-        trial_cfg["data_dir"] = str(node_data_dir(spec["data_dir"]))
     if spec.get("cwd") and Path(spec["cwd"]).is_dir():
         os.chdir(spec["cwd"])  # Tune starts trials in their own folder; paths are the user's
     cpus = max(1, int(spec.get("cpus", 1)))
     torch.set_num_threads(cpus)
-    if "device" in fields and trial_cfg.get("device", "auto") == "auto":
-        trial_cfg["device"] = "cuda" if ray.get_gpu_ids() else "cpu"
+    data_dir = None
+    if spec.get("data_dir") and "data_dir" in fields:
+        data_dir = str(node_data_dir(spec["data_dir"]))
 
-    def report(row: dict) -> None:
-        tune.report({k: v for k, v in row.items() if isinstance(v, int | float)})
+    def prepare(trial: dict) -> dict:
+        cfg = dict(trial)
+        if data_dir and not cfg.get("data_dir"):
+            cfg["data_dir"] = data_dir
+        if "device" in fields and cfg.get("device", "auto") == "auto":
+            cfg["device"] = "cuda" if ray.get_gpu_ids() else "cpu"
+        return cfg
 
-    result = experiment.run_trial(trial_cfg, reporter=report)
+    def reporter(member: int | None):
+        tag = {} if member is None else {"member": member}
+        return lambda row: tune.report(
+            {**{k: v for k, v in row.items() if isinstance(v, int | float)}, **tag}
+        )
+
+    members = spec.get("members")
+    if members:  # a packed group: one batched model, one result folder per member
+        cfgs = [prepare(m["trial"]) for m in members]
+        reporters = [reporter(i) for i in range(len(members))]
+        results = experiment.run_packed(cfgs, reporters)
+        with tempfile.TemporaryDirectory() as tmp:
+            for m, cfg, result in zip(members, cfgs, results, strict=True):
+                write_trial_outputs(Path(tmp) / m["trial_id"], cfg, result)
+            final = {"final": 1, "packed": len(members)}
+            tune.report(final, checkpoint=tune.Checkpoint.from_directory(tmp))
+        return
+    trial_cfg = prepare(spec["trial"])
+    result = experiment.run_trial(trial_cfg, reporter=reporter(None))
     with tempfile.TemporaryDirectory() as tmp:
         write_trial_outputs(Path(tmp), trial_cfg, result)
         tune.report({**result.metrics, "final": 1}, checkpoint=tune.Checkpoint.from_directory(tmp))

@@ -279,6 +279,40 @@ def test_killed_driver_resumes_without_duplicates(tmp_path):
     assert {r.info.status for r in runs} == {"FINISHED"}
 
 
+def test_packed_sweep_keeps_one_row_and_one_run_per_trial_and_resumes_per_trial(tmp_path):
+    """GNN2GNN seeds packed into one Ray trial, baselines alone: every trial still gets its
+    own Parquet row, epochs and MLflow run; a resumed sweep with more seeds packs only the
+    trials that have not finished."""
+    sweep = tmp_path / "packs.yaml"
+    text = (ROOT / "sweeps" / "smoke.yaml").read_text().replace("name: smoke", "name: packs")
+    sweep.write_text(text.replace("[gnn2gnn, molgan, rnn, random]", "[gnn2gnn, random]"))
+    results = tmp_path / "res"
+    cmd = [*GNN2GNN, "sweep", str(sweep), "--profile", "smoke", "--results", str(results)]
+    first = subprocess.run([*cmd, "--seeds", "2"], cwd=ROOT, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr[-3000:]
+    res = subprocess.run(
+        [*cmd, "--seeds", "5", "--pack", "4", "--resume"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert summary["skipped_finished"] == 4 and summary["ran"] == 6
+    assert "6 trials packed into 4 Ray trials" in res.stderr  # seeds 2-4 of gnn2gnn as one
+    trials = read_trials(results / "packs")
+    assert len(trials) == 10 and trials.trial_id.is_unique and set(trials.status) == {"ok"}
+    ours = trials[trials.model == "gnn2gnn"].set_index("seed")
+    assert ours.loc[[2, 3, 4], "packed"].eq(3).all() and ours.loc[[0, 1], "packed"].isna().all()
+    epochs = read_part(results / "packs", "epochs")
+    assert len(epochs) == 5 * 2 + 5 and not epochs.duplicated(["trial_id", "epoch"]).any()
+    runs = _runs(results / "packs", "packs")
+    assert sorted(r.data.tags["trial_id"] for r in runs) == sorted(trials.trial_id)
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{results / 'packs'}/mlflow.db")
+    for run in runs:
+        if run.data.params["model"] == "gnn2gnn":
+            history = client.get_metric_history(run.info.run_id, "validity")
+            assert [m.step for m in history] == [1, 2], run.data.params["seed"]
+
+
 @pytest.mark.parametrize(
     "fields, message",
     [

@@ -34,6 +34,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         max_concurrent=args.max_concurrent,
         data_dir=workers_data_dir(args.data_dir),
         tracking_uri=args.tracking_uri,
+        pack=args.pack,
         log=log,
     )
     print(
@@ -149,6 +150,15 @@ def add_parsers(sub) -> None:
         help="set a trial config field for every trial (repeatable), e.g. num_generated=10000",
     )
     p.add_argument("--max-concurrent", type=int, default=None)
+    p.add_argument(
+        "--pack",
+        type=int,
+        default=None,
+        metavar="P",
+        help="train up to P compatible trials (differing in seed, lambda, tau, lr) as one "
+        "batched model in one Ray trial; each still gets its own Parquet row and MLflow run "
+        "(file: pack; default 1)",
+    )
     p.add_argument(
         "--data-dir",
         default=None,

@@ -38,12 +38,55 @@ def cmd_train(args: argparse.Namespace) -> int:
     def report(row: dict) -> None:
         log(_progress_line(row))
 
-    result = exp.run_trial(config, reporter=report, progress=not args.json)
-    summary = {**result.info, **result.metrics}
-    if args.out:
-        summary["out"] = str(write_trial_outputs(Path(args.out), config, result))
-    print_result(summary, args.json)
+    if args.seeds is None:
+        result = exp.run_trial(config, reporter=report, progress=not args.json)
+        summary = {**result.info, **result.metrics}
+        if args.out:
+            summary["out"] = str(write_trial_outputs(Path(args.out), config, result))
+        print_result(summary, args.json)
+        return 0
+    seeds = parse_seeds(args.seeds)
+    if "seed" in config:
+        raise UserError("give either --seed or --seeds, not both")
+    configs = [{**config, "seed": s} for s in seeds]
+    for cfg in configs:
+        exp.make_config(cfg, "command line")
+    groups = exp.pack_groups(configs, len(configs))
+    for group in groups:
+        members = [configs[i] for i in group]
+        if len(members) > 1:
+            log(f"training seeds {[c['seed'] for c in members]} packed")
+
+            def reporter_for(seed: int):
+                return lambda row: log(f"seed={seed}  " + _progress_line(row))
+
+            reporters = [reporter_for(c["seed"]) for c in members]
+            results = exp.run_packed(members, reporters, progress=not args.json)
+        else:
+            if len(configs) > 1:
+                log(f"training seed {members[0]['seed']} (cannot be packed)")
+            results = [exp.run_trial(members[0], reporter=report, progress=not args.json)]
+        for cfg, result in zip(members, results, strict=True):
+            summary = {"seed": cfg["seed"], **result.info, **result.metrics}
+            if args.out:
+                out = Path(args.out) / f"seed-{cfg['seed']}"
+                summary["out"] = str(write_trial_outputs(out, cfg, result))
+            print_result(summary, args.json)
     return 0
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds 0,1,2,3`` (or ``0-3``) -> [0, 1, 2, 3]; distinct non-negative integers."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            lo, sep, hi = part.strip().partition("-")
+            seeds += list(range(int(lo), int(hi) + 1)) if sep else [int(lo)]
+    except ValueError:
+        raise UserError(f"--seeds {text!r}: give seeds as 0,1,2,3 or 0-3") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise UserError(f"--seeds {text!r}: give distinct non-negative seeds, e.g. 0,1,2,3")
+    return seeds
 
 
 def add_parsers(sub) -> None:
@@ -58,6 +101,13 @@ def add_parsers(sub) -> None:
         keys = add_config_options(p, exp.config, exp.profiles)
         p.add_argument("--out", default=None, help="folder for generated cells, epochs, model")
         p.add_argument("--json", action="store_true", help="print the final metrics as one JSON")
+        p.add_argument(
+            "--seeds",
+            default=None,
+            metavar="0,1,2,3",
+            help="train these seeds (packed as one batched model where the experiment can: "
+            "GNN2GNN) and print one result (one JSON line) per seed; --out gets seed-N/",
+        )
         p.set_defaults(func=cmd_train, config_keys=keys)
 
 

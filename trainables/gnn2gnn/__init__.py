@@ -26,6 +26,25 @@ def run_trial(
     return Trial(EXPERIMENT.make_config(config), bench).run(reporter, progress)
 
 
+def pack_key(config: dict):
+    """Equal for trials that can train packed (``trainables.gnn2gnn.packed``)."""
+    from trainables.gnn2gnn.packed import pack_key as key
+
+    return key(EXPERIMENT.make_config(config))
+
+
+def run_packed(
+    configs: list[dict],
+    reporters: list[Reporter | None] | None = None,
+    progress: bool = False,
+    bench: Benchmark | None = None,
+) -> list[TrialResult]:
+    """Validate ``configs`` and train them as one packed group."""
+    from trainables.gnn2gnn.packed import run_packed as run
+
+    return run([EXPERIMENT.make_config(c) for c in configs], reporters, progress, bench)
+
+
 EXPERIMENT = Experiment(
     name="gnn2gnn",
     description="GNN2GNN and its baselines: generate cells, score them on the benchmark",
@@ -39,6 +58,8 @@ EXPERIMENT = Experiment(
     write_figures="trainables.gnn2gnn.figures:write_figures",
     report="trainables.gnn2gnn.report:report_sections",
     claims_old_train_form=True,
+    pack_key=pack_key,
+    run_packed=run_packed,
 )
 
 
@@ -54,5 +75,6 @@ __all__ = [
     "Trial",
     "lambda_at",
     "make_config",
+    "run_packed",
     "run_trial",
 ]

@@ -81,25 +81,6 @@ def pack_key(cfg: GNN2GNNConfig) -> tuple | None:
     return tuple(sorted((k, repr(v)) for k, v in data.items()))
 
 
-def group_for_packing(configs: Sequence[GNN2GNNConfig], pack: int) -> list[list[int]]:
-    """Indices of ``configs`` in groups of at most ``pack`` packable-together trials, in
-    first-seen order; a trial that cannot be packed is a group of one."""
-    groups: list[list[int]] = []
-    open_: dict[tuple, list[int]] = {}
-    for i, cfg in enumerate(configs):
-        key = pack_key(cfg) if pack > 1 else None
-        if key is None:
-            groups.append([i])
-            continue
-        group = open_.get(key)
-        if group is None or len(group) >= pack:
-            group = []
-            open_[key] = group
-            groups.append(group)
-        group.append(i)
-    return groups
-
-
 class Stacked:
     """The parameters of P modules of one architecture, stacked ([P, ...]) as leaves."""
 
@@ -430,9 +411,12 @@ class PackedTrainer:
 
 
 def run_packed(
-    configs: Sequence[GNN2GNNConfig], progress: bool = False, bench=None
+    configs: Sequence[GNN2GNNConfig],
+    reporters: Sequence[Reporter | None] | None = None,
+    progress: bool = False,
+    bench=None,
 ) -> list[TrialResult]:
     """Build the trials and train them packed (one group; see :class:`PackedTrainer`)."""
     first = Trial(configs[0], bench)  # its tables serve every trial of the group
     trials = [first] + [Trial(cfg, first.bench) for cfg in configs[1:]]
-    return PackedTrainer(trials).run(progress=progress)
+    return PackedTrainer(trials).run(reporters, progress)
