@@ -76,7 +76,7 @@ def main() -> None:
     space = trial.bench.space
     for batch in (32, 4096):
         with torch.no_grad():
-            cold = CellDecoder(space, trial.n)
+            cold = CellDecoder(space, trial.n, table=trial.bench)
             g = torch.Generator(device=trial.device).manual_seed(0)
             n_batches = max(1, 20000 // batch)
             sec = timed(lambda b=batch, d=cold, gg=g: (d.decode(gen(b, gg)), sync()), n_batches)

@@ -5,6 +5,15 @@ absent, times 2^(N(N-1)/2) plus the upper-triangular adjacency bits). Only keys 
 before are decoded into a :class:`~pipeline.cells.Cell` and hashed with the official
 algorithm; the cache lives as long as the decoder, so a trial hashes each distinct graph
 once. Isomorphic graphs with different keys still share a hash: metrics use the hash.
+
+With a benchmark table (``CellDecoder(space, n, table=bench)``) a batch is first looked up
+by tensor ops (:class:`pipeline.labels.RowLookup`: validity and a Weisfeiler-Lehman key for
+the whole batch at once); a graph found in the table takes the table's official hash, an
+invalid one None, and only valid graphs the table lacks are hashed in Python. A complete
+table (NAS-Bench-101's 423,624 cells, every NATS architecture) lacks no cell of its space,
+so a graph outside it is no cell of the space: None as well, unhashed (the metrics count
+it invalid either way; ``Benchmark.in_space``). Otherwise the hashes are exactly those of
+the Python path (``tests/test_labels.py``).
 """
 
 from __future__ import annotations
@@ -31,8 +40,10 @@ class Decoded:
 class CellDecoder:
     """Decodes :class:`Graphs` batches of one search space with a per-instance cache."""
 
-    def __init__(self, space: SearchSpace, num_nodes: int) -> None:
+    def __init__(self, space: SearchSpace, num_nodes: int, table=None) -> None:
         self.space = space
+        self.table = table  # a Benchmark of this space: batch lookup by tensor ops
+        self._lookup = None
         self.n = num_nodes
         self.k = space.num_ops
         iu = np.triu_indices(num_nodes, 1)
@@ -70,6 +81,8 @@ class CellDecoder:
 
     def decode(self, g: Graphs) -> Decoded:
         keys = self.keys(g)
+        if self.table is not None:
+            return self._decode_by_table(g, keys)
         uniq, inverse = np.unique(keys, return_inverse=True)
         results = []
         for key in uniq.tolist():
@@ -77,6 +90,22 @@ class CellDecoder:
         hashes = [results[i] for i in inverse.tolist()]
         valid = np.array([h is not None for h in hashes], dtype=bool)
         return Decoded(keys, valid, hashes)
+
+    def _decode_by_table(self, g: Graphs, keys: np.ndarray) -> Decoded:
+        if self._lookup is None:
+            from pipeline.labels import RowLookup
+
+            self._lookup = RowLookup(self.table, self.n, "cpu")
+        x, adj, mask = (t.detach().cpu() for t in g)
+        rows = self._lookup.rows(x, adj, mask).numpy()
+        table_hashes = self.table.hashes
+        hashes: list[str | None] = [None] * len(rows)
+        for i in np.flatnonzero(rows >= 0).tolist():
+            hashes[i] = str(table_hashes[rows[i]])
+        if not self.table.complete:  # valid cells the table lacks: hash them
+            for i in np.flatnonzero(rows == -1).tolist():
+                hashes[i] = self.decode_key_cached(int(keys[i]))
+        return Decoded(keys, np.array([h is not None for h in hashes], dtype=bool), hashes)
 
     def cell(self, key: int) -> Cell | None:
         """The (pruned) cell of a key seen before, valid or not; None for an empty graph."""

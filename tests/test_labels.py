@@ -53,6 +53,7 @@ def test_device_rows_equal_the_host_rows(name, nats, nb101):
     n = bench.space.max_vertices
     k = bench.space.num_ops
     lookup, decoder = RowLookup(bench, n), CellDecoder(bench.space, n)
+    tabled = CellDecoder(bench.space, n, table=bench)
     rows = np.arange(len(bench))
     x, a, m = table_to_dense(bench.ops, bench.adjacency, bench.num_vertices, k, n)
     # every cell of the table (so every training cell) is found at its own row
@@ -72,6 +73,13 @@ def test_device_rows_equal_the_host_rows(name, nats, nb101):
             graphs = _graphs(c, adj, k)
             want = decoder.rows(graphs, bench.index)
             assert np.array_equal(lookup.rows(*graphs).numpy(), want), seed
+            # the decoder's batch path through the table: the Python path's hashes exactly
+            # (on a complete table a graph outside it is no cell of the space: None)
+            fast, slow = tabled.decode(graphs), decoder.decode(graphs)
+            expected = [h if bench.in_space(h) else None for h in slow.hashes]
+            assert fast.hashes == expected and fast.valid.tolist() == [
+                h is not None for h in expected
+            ]
             seen += [(want == -2).sum(), (want == -1).sum(), (want >= 0).sum()]
     # every kind of answer was compared (NAS-Bench-101's table holds every valid cell)
     assert seen[0] > 100 and seen[2] > 100 and (seen[1] > 100 or name == "nasbench101"), seen

@@ -114,7 +114,7 @@ class Trial:
                 cfg, [*self.disc.parameters(), *self.valuer.parameters()], cfg.lr_critic or cfg.lr
             )
         self.sampler = torch.Generator(device=dev).manual_seed(cfg.seed)
-        self.decoder = CellDecoder(space, self.n)
+        self.decoder = CellDecoder(space, self.n, table=self.bench)
         # Evaluation benchmark: the training one, or (transfer) another whose cells are read
         # from the generated graphs by op renaming. Novelty is then measured against the
         # target's own training split (same rule and seed), so a transfer row compares with
