@@ -200,6 +200,14 @@ def test_trial_reports_selected_and_last_epoch_and_reference_rows():
         assert k in m and f"last_{k}" in m
     assert [r["reference"] for r in res.frames["reference"]] == ["uniform", "copy_train"]
     assert "generator_final" in res.state
+    # a uniqueness floor: the best score among the epochs that reach it
+    uniq = [r["uniqueness"] for r in res.epochs]
+    floor = sorted(uniq)[1]  # at least two epochs reach it
+    floored = run_trial({**SMOKE, "device": "cpu", "epochs": 3, "select_min_uniqueness": floor})
+    assert [r["uniqueness"] for r in floored.epochs] == uniq  # same training
+    ok = [(s, i + 1) for i, (s, u) in enumerate(zip(scores, uniq, strict=True)) if u >= floor]
+    assert floored.metrics["selected_epoch"] == max(ok)[1]
+    assert floored.metrics["select_score"] == max(ok)[0]
 
 
 @pytest.mark.slow

@@ -42,6 +42,13 @@ class GNN2GNNConfig(StrictModel):
     val_fraction: float = pydantic.Field(
         0.1, ge=0, lt=1, description="part of the training split kept for model selection"
     )
+    select_min_uniqueness: float = pydantic.Field(
+        0.0,
+        ge=0,
+        le=100,
+        description="model selection keeps only epochs whose generated cells have at least "
+        "this uniqueness (percent, over epoch_generated cells; none qualifies: all count)",
+    )
     protocol: Literal["clean", "authors"] = pydantic.Field(
         "clean", description="clean, or the authors' evaluation (leaks test labels)"
     )

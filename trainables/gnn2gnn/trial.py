@@ -325,6 +325,7 @@ class Trial:
         self.epochs = self.cfg.epochs if self.trainable else 0
         self.rows: list[dict] = []
         self.best_score, self.best_epoch, self.best_state = -math.inf, 0, None
+        self.best_diverse = False  # the kept epoch meets select_min_uniqueness
 
     def epoch_order(self) -> torch.Tensor:
         """This epoch's order of the training rows (the trial's own seeded stream)."""
@@ -339,7 +340,12 @@ class Trial:
         cfg = self.cfg
         metrics, _, _, score = self.evaluate(cfg.epoch_generated, cfg.seed * 7919 + epoch)
         number = epoch + 1 if self.trainable else 0
-        if score >= self.best_score:  # ties: the later, longer-trained epoch
+        # a uniqueness floor (label-free): an epoch below it is kept only while no epoch
+        # has reached it
+        diverse = not metrics["uniqueness"] < cfg.select_min_uniqueness  # NaN: no floor
+        if diverse and not self.best_diverse:
+            self.best_score, self.best_diverse = -math.inf, True
+        if diverse == self.best_diverse and score >= self.best_score:  # ties: the later
             self.best_score, self.best_epoch = score, number
             self.best_state = copy.deepcopy(self.shown.state_dict())
         row = {
