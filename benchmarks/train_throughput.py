@@ -9,6 +9,10 @@ cache), and the end-to-end time of one `cpu`-profile trial. With ``--pack P``: t
 trial-steps/s of one trial and of P trials packed (``trainables.gnn2gnn.packed``), both
 over the same real training steps (shuffled training batches, the decoder's cache warming
 as in a trial), summed over the P trials. ``--set hidden=32`` etc. changes the trial config.
+On CUDA, and on the CPU with ``--pretrain``: Info-NAS pretraining images/s of one
+NAS-Bench-101 network (``--stem``, default 128 on CUDA, the paper's width; 16 on the CPU)
+in fp32 and bf16 autocast, and the projected device-hours of the paper's pretraining (685
+networks x 12 epochs x 49,000 images). On CUDA ``--pack`` also times P = 64.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ def main() -> None:
     ap.add_argument("--pack", type=int, default=0, help="also time P trials packed")
     ap.add_argument("--pack-steps", type=int, default=300, help="timed steps (after 100)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--pretrain", action="store_true", help="time pretraining (always on CUDA)")
+    ap.add_argument("--stem", type=int, default=None, help="pretraining stem channels")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     extra = dict(item.split("=", 1) for item in args.set)
@@ -58,6 +64,12 @@ def main() -> None:
     trial = Trial(cfg)
     if args.pack:
         out.update(packed_figures(cfg, base, trial, args.pack, args.pack_steps))
+        if trial.device.type == "cuda" and args.pack != 64:
+            big = packed_figures(cfg, base, trial, 64, args.pack_steps)
+            out.update({f"{k}_p64": v for k, v in big.items() if k != "pack"})
+    if args.pretrain or trial.device.type == "cuda":
+        stem = args.stem or (128 if trial.device.type == "cuda" else 16)
+        out.update(pretraining_figures(trial.device, stem))
     out["device"] = str(trial.device)
     idx = torch.arange(32, device=trial.device)
     sync = torch.cuda.synchronize if trial.device.type == "cuda" else (lambda: None)
@@ -132,6 +144,52 @@ def packed_figures(cfg, base: dict, trial: Trial, pack: int, steps: int) -> dict
         "packed_trial_steps_per_s": round(pack / psec, 1),
         "packed_speedup": round(sec * pack / psec, 2),
     }
+
+
+def pretraining_figures(device: torch.device, stem: int, steps: int = 20) -> dict:
+    """Images/s of Info-NAS pretraining steps (the loop of ``trainables.infonas.pretrain``:
+    SGD, cross-entropy, clipping; bf16 autocast and channels_last as on CUDA) on random
+    images, fp32 and bf16, and the paper's pretraining projected from the faster one."""
+    import numpy as np
+    import torch.nn.functional as F
+
+    from pipeline.cells import Cell
+    from pipeline.nb101net import NB101Network
+
+    ops = ["input", "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3", "conv3x3-bn-relu"]
+    adj = np.zeros((6, 6), dtype=np.uint8)
+    for u, v in ((0, 1), (0, 2), (1, 3), (2, 3), (3, 4), (4, 5), (0, 5)):
+        adj[u, v] = 1
+    cell = Cell.from_lists([*ops, "output"], adj)
+    batch = 128
+    out: dict = {"pretrain_stem_channels": stem, "pretrain_batch": batch}
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        layout = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+        net = NB101Network(cell, stem, 3, 3).to(device).to(memory_format=layout)
+        opt = torch.optim.SGD(net.parameters(), lr=0.025, momentum=0.9, weight_decay=1e-4)
+        x = torch.randn(batch, 3, 32, 32, device=device).contiguous(memory_format=layout)
+        y = torch.randint(0, 10, (batch,), device=device)
+
+        def step(net=net, opt=opt, x=x, y=y, bf16=precision == "bf16"):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                loss = F.cross_entropy(net(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            opt.step()
+
+        for _ in range(3):
+            step()
+        sync()
+        sec = timed(lambda step=step: step(), steps)
+        sync()
+        out[f"pretrain_images_per_s_{precision}"] = round(batch / sec, 1)
+    best = max(out["pretrain_images_per_s_fp32"], out["pretrain_images_per_s_bf16"])
+    images = 685 * 12 * 49_000  # the paper: 608 + 77 networks, 12 epochs, 49k images each
+    out["paper_pretraining_hours_projected"] = round(images / best / 3600, 1)
+    return out
 
 
 if __name__ == "__main__":
