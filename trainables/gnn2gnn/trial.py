@@ -54,6 +54,7 @@ from pipeline.models import Discriminator, Generator, Graphs, Valuer
 from pipeline.spaces import OP_TRANSFER
 from pipeline.trial import Reporter, TrialResult, pick_device
 from trainables.gnn2gnn.config import DEFAULT_ACC_THRESHOLD, GNN2GNNConfig
+from trainables.gnn2gnn.outputs import generated_rows, trial_info, trial_state
 from trainables.gnn2gnn.parts import build_generator, choose_rows, generate, lambda_at, optimizer
 
 
@@ -385,58 +386,14 @@ class Trial:
             "wall_seconds": time.perf_counter() - self.t0,
             "steps_per_second": steps / max(train_seconds, 1e-9) if self.trainable else 0.0,
         }
-        state = self.state_dict()
+        state = trial_state(self)
         state["generator_final"] = {k: v.cpu() for k, v in final_state.items()}
         return TrialResult(
             metrics=metrics,
             epochs=rows,
-            generated=self.generated_rows(keys, hashes),
+            generated=generated_rows(self, keys, hashes),
             state=state,
-            info=self.info(),
+            info=trial_info(self),
             full_config=cfg.model_dump(by_alias=True),
             frames={"reference": reference_metrics(self.reference, cfg.num_generated)},
         )
-
-    def generated_rows(self, keys: np.ndarray, hashes: list[str | None]) -> list[dict]:
-        out = []
-        for i, (key, h) in enumerate(zip(keys.tolist(), hashes, strict=True)):
-            cell = self.eval_decoder.cell(key)
-            row = self.eval_bench.lookup(h) if h is not None else None
-            acc = self.eval_bench.accuracy[row] if row is not None else float("nan")
-            out.append(
-                {
-                    "index": i,
-                    "valid": self.eval_bench.in_space(h),
-                    "hash": h,
-                    "ops": list(cell.ops) if cell is not None else [],
-                    "adjacency": cell.adjacency.reshape(-1).tolist() if cell is not None else [],
-                    "accuracy": None if math.isnan(acc) else float(acc),
-                    "in_train": h in self.reference.train_hashes if h is not None else False,
-                }
-            )
-        return out
-
-    def state_dict(self) -> dict:
-        return {
-            "generator": {k: v.cpu() for k, v in self.shown.state_dict().items()},
-            "discriminator": {k: v.cpu() for k, v in self.disc.state_dict().items()},
-            "valuer": {k: v.cpu() for k, v in self.valuer.state_dict().items()},
-        }
-
-    def info(self) -> dict:
-        b = self.eval_bench  # the metrics (label, coverage) rest on the evaluation benchmark
-        return {
-            "benchmark": self.bench.name,
-            "dataset": self.bench.dataset,
-            "eval_benchmark": b.name,
-            "eval_dataset": b.dataset,
-            **b.label_info(),
-            "num_train": int(len(self.train_rows)),
-            "num_removed_top": int(len(self.split.removed_top)),
-            "num_nodes": self.n,
-            "acc_threshold": self.acc_threshold,
-            "split_seed": self.split_seed,
-            "num_val": int(len(self.val_rows)),
-            "num_val_strong": len(self.val_strong_hashes),
-            "device": str(self.device),
-        }
