@@ -382,33 +382,35 @@ def test_ray_job_submit_to_a_local_head_node(tmp_path, data_dir):
     try:
         _wait_http(f"http://127.0.0.1:{dash}/api/version", timeout=120)
         results = tmp_path / "res"
-        res = subprocess.run(
-            [
-                str(ray_bin),
-                "job",
-                "submit",
-                "--address",
-                f"http://127.0.0.1:{dash}",
-                "--working-dir",
-                str(ROOT),
-                "--",
-                "gnn2gnn",
-                "sweep",
-                "sweeps/smoke.yaml",
-                "--profile",
-                "smoke",
-                "--address",
-                "auto",
-                "--results",
-                str(results),
-                "--data-dir",
-                str(data_dir),
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        submit = [
+            str(ray_bin),
+            "job",
+            "submit",
+            "--address",
+            f"http://127.0.0.1:{dash}",
+            "--working-dir",
+            str(ROOT),
+            "--",
+            "gnn2gnn",
+            "sweep",
+            "sweeps/smoke.yaml",
+            "--profile",
+            "smoke",
+            "--address",
+            "auto",
+            "--results",
+            str(results),
+            "--data-dir",
+            str(data_dir),
+        ]
+        # The dashboard answers before its job agent has registered; until then a submit
+        # is refused ("No available agent", no job created): try again for a while.
+        deadline = time.time() + 120
+        while True:
+            res = subprocess.run(submit, env=env, capture_output=True, text=True, timeout=600)
+            if "No available agent" not in res.stderr or time.time() > deadline:
+                break
+            time.sleep(2)
         assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
         trials = read_trials(results / "smoke")
         assert len(trials) == 4 and set(trials.status) == {"ok"}
