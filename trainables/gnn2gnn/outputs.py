@@ -53,6 +53,6 @@ def trial_info(trial) -> dict:
         "acc_threshold": trial.acc_threshold,
         "split_seed": trial.split_seed,
         "num_val": int(len(trial.val_rows)),
-        "num_val_strong": len(trial.val_strong_hashes),
+        "num_val_strong": trial.num_val_strong,
         "device": str(trial.device),
     }

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from pipeline.labels import RowLookup
 from pipeline.models.generators import Graphs
 from pipeline.trial import Reporter, TrialResult
 from trainables.gnn2gnn.config import GNN2GNNConfig
@@ -117,9 +118,12 @@ class PackedTrainer:
         # V's targets for generated cells: rows by tensor ops (``pipeline.labels``; on P x b
         # graphs faster than the decoder's per-graph cache, whose misses cost md5 hashing)
         if self.cfg.valuer_on_generated:
+            lookups: dict[int, RowLookup] = {}  # one per benchmark object, shared
             for t in self.trials:
                 if t.row_lookup is None:
-                    t.use_device_labels()
+                    if id(t.bench) not in lookups:
+                        lookups[id(t.bench)] = RowLookup(t.bench, t.n, t.device)
+                    t.use_device_labels(lookups[id(t.bench)])
             self.gen_target_t = torch.stack([t.gen_target_t for t in self.trials])
 
     def _real_batch(self, idx: Tensor) -> Graphs:

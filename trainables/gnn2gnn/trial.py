@@ -73,7 +73,7 @@ class Trial:
         self.split = self.bench.split(cfg.top_n_removed, cfg.train_fraction, self.split_seed)
         r = choose_rows(cfg, self.split, self.bench, self.split_seed)
         self.train_rows, self.train_strong, self.val_rows = r.train, r.train_strong, r.val
-        self.strong_threshold, self.val_strong_hashes = r.strong_threshold, r.val_strong_hashes
+        self.strong_threshold, self.num_val_strong = r.strong_threshold, r.num_val_strong
         rows, strong = self.train_rows, self.train_strong
         x, a, m = table_to_dense(
             self.bench.ops[rows],
@@ -157,9 +157,10 @@ class Trial:
         if cfg.valuer_on_generated and self.trainable and self.device.type == "cuda":
             self.use_device_labels()
 
-    def use_device_labels(self) -> None:
-        """Look up generated cells' benchmark rows on the device (see ``__init__``)."""
-        self.row_lookup = RowLookup(self.bench, self.n, self.device)
+    def use_device_labels(self, lookup: RowLookup | None = None) -> None:
+        """Look up generated cells' benchmark rows on the device (see ``__init__``); packed
+        trials on one benchmark share one ``lookup``."""
+        self.row_lookup = lookup or RowLookup(self.bench, self.n, self.device)
         self.gen_target_t = torch.as_tensor(self.gen_target, device=self.device)
 
     def _valuer_target_table(self) -> np.ndarray:
