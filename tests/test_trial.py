@@ -210,6 +210,23 @@ def test_trial_reports_selected_and_last_epoch_and_reference_rows():
     assert floored.metrics["select_score"] == max(ok)[0]
 
 
+def test_selection_score_counts_distinct_cells_where_labels_are_sparse(nb101, nats):
+    from trainables.gnn2gnn.parts import counts_distinct, split_top_share
+
+    split_acc = {"a": 95.0, "b": 90.0, "c": 80.0}
+    hashes = ["a", "c", "c", "c", None, "not-in-split"]
+    assert split_top_share(hashes, split_acc, 94.0, distinct=False) == 25.0  # 1 of 4
+    assert split_top_share(hashes, split_acc, 94.0, distinct=True) == 50.0  # a, c
+    assert split_top_share([None, "x"], split_acc, 94.0, distinct=True) == -1.0
+    # auto: distinct on NB101's labelled subset (7% labelled), all on NATS (complete)
+    assert counts_distinct("auto", nb101) and not counts_distinct("auto", nats)
+    assert counts_distinct("distinct", nats) and not counts_distinct("all", nb101)
+    trial = Trial(make_config({**SMOKE, "device": "cpu"}), nats)
+    assert trial.select_distinct is False
+    picked = [h for h in trial.split_acc][:3]
+    assert trial.split_top_share(picked * 2) == trial.split_top_share(picked)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("benchmark", ["natsbench", "nasbench101"])
 def test_default_gnn2gnn_beats_erdos_renyi(benchmark):

@@ -49,6 +49,12 @@ class GNN2GNNConfig(StrictModel):
         description="model selection keeps only epochs whose generated cells have at least "
         "this uniqueness (percent, over epoch_generated cells; none qualifies: all count)",
     )
+    select_cells: Literal["auto", "all", "distinct"] = pydantic.Field(
+        "auto",
+        description="how the clean selection score counts generated training-split cells: "
+        "all (repeats included) or each distinct cell once; auto: distinct when labels "
+        "cover under half of the benchmark's cells (NB101's labelled subset), else all",
+    )
     protocol: Literal["clean", "authors"] = pydantic.Field(
         "clean", description="clean, or the authors' evaluation (leaks test labels)"
     )

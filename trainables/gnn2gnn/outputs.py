@@ -54,5 +54,6 @@ def trial_info(trial) -> dict:
         "split_seed": trial.split_seed,
         "num_val": int(len(trial.val_rows)),
         "num_val_strong": trial.num_val_strong,
+        "select_distinct": trial.select_distinct,  # select_cells resolved
         "device": str(trial.device),
     }

@@ -102,3 +102,25 @@ def choose_rows(cfg: GNN2GNNConfig, split: Split, bench: Benchmark, split_seed: 
         strong_threshold,
         int((bench.accuracy[val_rows] >= strong_threshold).sum()),
     )
+
+
+def split_top_share(
+    hashes: list[str | None], split_acc: dict[str, float], top_acc: float, distinct: bool
+) -> float:
+    """The clean selection score: of the generated cells that are training-split cells
+    (``split_acc``: hash -> accuracy), the percentage at or above ``top_acc`` (the split's
+    best 10%); each distinct cell counted once when ``distinct``, else every generated
+    one. -1 when no generated cell is a split cell. Training-split labels only."""
+    own = [h for h in hashes if h in split_acc]
+    if distinct:
+        own = list(dict.fromkeys(own))
+    acc = np.array([split_acc[h] for h in own])
+    return 100.0 * float((acc >= top_acc).mean()) if len(acc) else -1.0
+
+
+def counts_distinct(select_cells: str, bench: Benchmark) -> bool:
+    """``select_cells`` resolved: ``auto`` counts distinct cells when the benchmark's labels
+    cover under half of its cells (see the config field)."""
+    if select_cells == "auto":
+        return bench.num_labelled < 0.5 * len(bench)
+    return select_cells == "distinct"
