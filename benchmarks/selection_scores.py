@@ -68,6 +68,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     seeds = parse_seeds(args.seeds)
     sets = dict(kv.split("=", 1) for kv in args.set)
+    if "eval_benchmark" in sets:
+        ap.error("the scores are computed in the training space: no eval_benchmark")
     base = {"benchmark": args.benchmark, "profile": "cpu", **sets}
     cfgs = [make_config({**base, "seed": s}) for s in seeds]
     first = ScoredTrial(cfgs[0])

@@ -238,3 +238,19 @@ def test_seed_with_no_known_cell_is_counted_not_dropped(smoke_results, tmp_path)
     assert "| molgan | 2 | 1 |" in md and "'known' counts the seeds" in md
     # reference rows close the table, computed from the data
     assert "reference: uniform over the benchmark" in md and "reference: copy the training" in md
+
+
+def test_caption_names_the_selection_rule_and_warns_when_trials_differ(smoke_results, tmp_path):
+    out, _, _ = smoke_results
+    results = tmp_path / "results"
+    shutil.copytree(out, results)
+    trials = read_trials(results / "smoke")
+    (t,) = sweep_tables(results)  # smoke sweep on NATS: a fully labelled table
+    assert "Clean model selection: every generated split cell counted." in t.caption
+    assert "WARNING" not in t.caption
+    # one trial resumed into the folder from a version with another rule
+    trials.loc[trials.index[0], "select_distinct"] = True
+    _rewrite_trials(results / "smoke", trials)
+    (t,) = sweep_tables(results)
+    assert "WARNING: the trials were selected by different rules" in t.caption
+    assert "each distinct generated split cell counted once: 1 trials" in t.caption

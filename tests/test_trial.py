@@ -10,6 +10,7 @@ from pipeline.config import ConfigError
 from trainables.gnn2gnn import Trial, lambda_at, make_config, run_trial
 
 SMOKE = {"benchmark": "natsbench", "profile": "smoke", "seed": 0}
+SELECT_RULES = ("auto", "all", "distinct")
 
 
 def test_lambda_schedule_is_one_for_the_first_half():
@@ -221,10 +222,18 @@ def test_selection_score_counts_distinct_cells_where_labels_are_sparse(nb101, na
     # auto: distinct on NB101's labelled subset (7% labelled), all on NATS (complete)
     assert counts_distinct("auto", nb101) and not counts_distinct("auto", nats)
     assert counts_distinct("distinct", nats) and not counts_distinct("all", nb101)
-    trial = Trial(make_config({**SMOKE, "device": "cpu"}), nats)
-    assert trial.select_distinct is False
-    picked = [h for h in trial.split_acc][:3]
-    assert trial.split_top_share(picked * 2) == trial.split_top_share(picked)
+    # the trial resolves the option on its benchmark and scores with it
+    assert Trial(make_config({**SMOKE, "device": "cpu"}), nats).select_distinct is False
+    cfg = {**SMOKE, "benchmark": "nasbench101", "device": "cpu"}
+    by_rule = {r: Trial(make_config({**cfg, "select_cells": r}), nb101) for r in SELECT_RULES}
+    assert by_rule["auto"].select_distinct is True
+    t = by_rule["all"]
+    top = next(h for h, a in t.split_acc.items() if a >= t.split_top_acc)
+    weak = next(h for h, a in t.split_acc.items() if a < t.split_top_acc)
+    cells = [top, weak, weak, weak, None]
+    assert by_rule["all"].split_top_share(cells) == 25.0
+    assert by_rule["distinct"].split_top_share(cells) == 50.0
+    assert by_rule["auto"].split_top_share(cells) == 50.0
 
 
 @pytest.mark.slow

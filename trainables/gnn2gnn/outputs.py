@@ -54,6 +54,7 @@ def trial_info(trial) -> dict:
         "split_seed": trial.split_seed,
         "num_val": int(len(trial.val_rows)),
         "num_val_strong": trial.num_val_strong,
-        "select_distinct": trial.select_distinct,  # select_cells resolved
+        # select_cells resolved on the training benchmark (clean selection only)
+        "select_distinct": trial.select_distinct if trial.cfg.protocol == "clean" else None,
         "device": str(trial.device),
     }

@@ -120,10 +120,9 @@ class PackedTrainer:
         if self.cfg.valuer_on_generated:
             lookups: dict[int, RowLookup] = {}  # one per benchmark object, shared
             for t in self.trials:
-                if t.row_lookup is None:
-                    if id(t.bench) not in lookups:
-                        lookups[id(t.bench)] = RowLookup(t.bench, t.n, t.device)
-                    t.use_device_labels(lookups[id(t.bench)])
+                if id(t.bench) not in lookups:
+                    lookups[id(t.bench)] = t.row_lookup or RowLookup(t.bench, t.n, t.device)
+                t.use_device_labels(lookups[id(t.bench)])
             self.gen_target_t = torch.stack([t.gen_target_t for t in self.trials])
 
     def _real_batch(self, idx: Tensor) -> Graphs:

@@ -234,6 +234,7 @@ def _caption(spec: TableSpec, trials: pd.DataFrame, sweep: str, folder: Path) ->
         "nasbench101"
     }:
         note = " Published values are NAS-Bench-101 CIFAR-10; these trials ran elsewhere."
+    note += _selection_note(trials)
     return (
         f"Table {spec.number}: {spec.title}. Sweep `{sweep}`; benchmark {uniq('benchmark')}"
         f" evaluated on {uniq('eval_dataset')}; label {uniq('label')}{coverage}; "
@@ -245,6 +246,31 @@ def _caption(spec: TableSpec, trials: pd.DataFrame, sweep: str, folder: Path) ->
         f"seed, one with no known cell as 0. Reference rows are exact expectations computed "
         f"from the benchmark and the training split; "
         f"results fingerprint {fingerprint(folder)}.{note}"
+    )
+
+
+def _selection_note(trials: pd.DataFrame) -> str:
+    """How the clean trials' kept epoch was scored (``select_cells``, recorded as
+    ``select_distinct``); a warning when the trials differ in it."""
+    if "protocol" in trials:
+        trials = trials[trials["protocol"].fillna("clean") == "clean"]
+    if not len(trials) or "select_distinct" not in trials:
+        return ""
+    phrase = {
+        True: "each distinct generated split cell counted once",
+        False: "every generated split cell counted",
+    }
+    counts = (
+        trials["select_distinct"]
+        .map(lambda v: phrase.get(v, "rule not recorded (older results)"))
+        .value_counts()
+    )
+    if len(counts) == 1:
+        return f" Clean model selection: {counts.index[0]}."
+    parts = "; ".join(f"{name}: {n} trials" for name, n in counts.items())
+    return (
+        f" WARNING: the trials were selected by different rules ({parts}); rerun into a "
+        "fresh results folder to compare like with like."
     )
 
 
