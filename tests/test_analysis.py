@@ -252,5 +252,5 @@ def test_caption_names_the_selection_rule_and_warns_when_trials_differ(smoke_res
     trials.loc[trials.index[0], "select_distinct"] = True
     _rewrite_trials(results / "smoke", trials)
     (t,) = sweep_tables(results)
-    assert "WARNING: the trials were selected by different rules" in t.caption
-    assert "each distinct generated split cell counted once: 1 trials" in t.caption
+    assert "WARNING: trials on one benchmark were selected by different rules" in t.caption
+    assert "each distinct generated split cell counted once in 1 trials" in t.caption

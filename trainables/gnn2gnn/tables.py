@@ -251,7 +251,8 @@ def _caption(spec: TableSpec, trials: pd.DataFrame, sweep: str, folder: Path) ->
 
 def _selection_note(trials: pd.DataFrame) -> str:
     """How the clean trials' kept epoch was scored (``select_cells``, recorded as
-    ``select_distinct``); a warning when the trials differ in it."""
+    ``select_distinct``), per training benchmark (``auto`` resolves on it); a warning when
+    trials on one benchmark differ in it (a folder resumed across versions)."""
     if "protocol" in trials:
         trials = trials[trials["protocol"].fillna("clean") == "clean"]
     if not len(trials) or "select_distinct" not in trials:
@@ -260,17 +261,23 @@ def _selection_note(trials: pd.DataFrame) -> str:
         True: "each distinct generated split cell counted once",
         False: "every generated split cell counted",
     }
-    counts = (
-        trials["select_distinct"]
-        .map(lambda v: phrase.get(v, "rule not recorded (older results)"))
-        .value_counts()
-    )
-    if len(counts) == 1:
-        return f" Clean model selection: {counts.index[0]}."
-    parts = "; ".join(f"{name}: {n} trials" for name, n in counts.items())
+    rule = trials["select_distinct"].map(lambda v: phrase.get(v, "rule not recorded"))
+    bench = trials.get("benchmark", pd.Series("?", index=trials.index)).fillna("?")
+    per = {b: rule[bench == b].value_counts() for b in sorted(set(bench))}
+    mixed = {b: c for b, c in per.items() if len(c) > 1}
+    if mixed:
+        parts = "; ".join(
+            f"{b}: " + ", ".join(f"{name} in {n} trials" for name, n in c.items())
+            for b, c in mixed.items()
+        )
+        return (
+            f" WARNING: trials on one benchmark were selected by different rules ({parts});"
+            " rerun into a fresh results folder to compare like with like."
+        )
+    if len(per) == 1:
+        return f" Clean model selection: {next(iter(per.values())).index[0]}."
     return (
-        f" WARNING: the trials were selected by different rules ({parts}); rerun into a "
-        "fresh results folder to compare like with like."
+        " Clean model selection: " + "; ".join(f"{c.index[0]} ({b})" for b, c in per.items()) + "."
     )
 
 
