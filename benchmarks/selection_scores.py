@@ -31,6 +31,7 @@ import torch
 from pipeline.cli.train import parse_seeds
 from trainables.gnn2gnn import make_config
 from trainables.gnn2gnn.packed import PackedTrainer
+from trainables.gnn2gnn.parts import split_top_share
 from trainables.gnn2gnn.trial import Trial
 
 SCORES = ("share_all", "share_distinct", "mean_distinct")
@@ -43,13 +44,12 @@ class ScoredTrial(Trial):
         metrics, keys, hashes, score = super().evaluate(k, seed)
         own = [h for h in hashes if h in self.split_acc]
         distinct = list(dict.fromkeys(own))
-        acc = np.array([self.split_acc[h] for h in own])
         acc_d = np.array([self.split_acc[h] for h in distinct])
-        top = self.split_top_acc
+        split, top = self.split_acc, self.split_top_acc
         metrics = {
             **metrics,
-            "share_all": 100 * float((acc >= top).mean()) if len(acc) else -1.0,
-            "share_distinct": 100 * float((acc_d >= top).mean()) if len(acc_d) else -1.0,
+            "share_all": split_top_share(hashes, split, top, distinct=False),
+            "share_distinct": split_top_share(hashes, split, top, distinct=True),
             "mean_distinct": float(acc_d.mean()) if len(acc_d) else -1.0,
             "split_cells": len(own),
             "split_cells_distinct": len(distinct),
