@@ -186,7 +186,7 @@ class PackedTrainer:
             reward_loss = ((v_fake - self.best_acc.unsqueeze(1)) ** 2).mean(1)
         g_loss = lam * gan_loss + (1.0 - lam) * reward_loss
         self.opt_g.zero_grad()
-        g_loss.sum().backward()
+        g_loss.sum().backward(inputs=self.opt_g.params)  # no critic weight grads
         self.opt_g.step()
         return torch.stack(
             [

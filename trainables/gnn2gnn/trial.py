@@ -243,7 +243,7 @@ class Trial:
         if getattr(self.gen, "track_entropy", False):  # diversity bonus (GNN2GNN generator only)
             g_loss = g_loss - self.cfg.entropy_weight * self.gen.last_entropy
         self.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
+        g_loss.backward(inputs=self.opt_g.param_groups[0]["params"])  # G grads only
         self.opt_g.step()
         if self.shown is not self.gen:
             self._update_ema()
