@@ -73,7 +73,9 @@ def main() -> None:
         flag[[rows[h] for h in bench.top_hashes(pct)]] = True
         table[f"top{pct}"] = flag
     by_size = table.groupby("nodes").agg(
-        cells=("nodes", "size"), labelled=("labelled", "sum"), top10=("top10", "sum"),
+        cells=("nodes", "size"),
+        labelled=("labelled", "sum"),
+        top10=("top10", "sum"),
         top5=("top5", "sum"),
     )
     shares = pd.crosstab(gen["nodes"], gen["model"], normalize="columns") * 100
@@ -98,7 +100,13 @@ def main() -> None:
         return
     title = f"{args.benchmark}/{args.dataset}: {len(bench)} cells, {int(lab.sum())} labelled"
     print(markdown(out.reset_index(), "Cells per node count; generated: valid cells.", title))
-    print(markdown(pd.DataFrame(reach).T.reset_index(names="model"), "Expected metrics of a size-matched uniform draw.", "Per model"))
+    print(
+        markdown(
+            pd.DataFrame(reach).T.reset_index(names="model"),
+            "Expected metrics of a size-matched uniform draw.",
+            "Per model",
+        )
+    )
 
 
 if __name__ == "__main__":

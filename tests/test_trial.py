@@ -70,7 +70,7 @@ def test_same_config_and_seed_give_identical_metrics_on_cpu():
     assert [r["hash"] for r in a.generated] != [r["hash"] for r in c.generated]
 
 
-@pytest.mark.parametrize("model", ["gnn2gnn", "molgan", "rnn", "random"])
+@pytest.mark.parametrize("model", ["gnn2gnn", "molgan", "rnn", "random", "gnn2gnn_edges"])
 def test_every_model_runs_and_reports_each_epoch(model):
     rows = []
     res = run_trial({**SMOKE, "model": model}, reporter=rows.append)
@@ -84,6 +84,9 @@ def test_every_model_runs_and_reports_each_epoch(model):
         assert {"d_loss", "v_loss", "g_loss", "lambda"} <= set(rows[0])
         # the kept (selected) generator, the last epoch's, and the critics
         assert set(res.state) == {"generator", "generator_final", "discriminator", "valuer"}
+    if model == "gnn2gnn_edges":  # NATS cells of every size, almost all valid
+        assert res.metrics["validity"] >= 90
+        assert max(len(g["ops"]) for g in valid) == 8
 
 
 def test_nasbench101_trial_says_which_label_and_coverage():
@@ -162,6 +165,8 @@ def test_nasbench101_generator_is_evaluated_on_nats_by_op_renaming():
     assert len(known) == res.metrics["n_known"]
     with pytest.raises(ConfigError, match="no op mapping"):
         make_config({"benchmark": "natsbench", "eval_benchmark": "nasbench101"})
+    with pytest.raises(ConfigError, match="gnn2gnn_edges samples NATS cells"):
+        make_config({"benchmark": "nasbench101", "model": "gnn2gnn_edges"})
 
 
 def test_no_held_out_or_removed_label_reaches_the_valuer_under_clean():

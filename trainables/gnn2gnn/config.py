@@ -29,7 +29,11 @@ class GNN2GNNConfig(StrictModel):
     dataset: Literal["cifar10", "cifar100", "ImageNet16-120"] = "cifar10"
     label: str | None = None
     data_dir: str | None = None
-    model: Literal["gnn2gnn", "molgan", "rnn", "random"] = "gnn2gnn"
+    model: Literal["gnn2gnn", "gnn2gnn_edges", "molgan", "rnn", "random"] = pydantic.Field(
+        "gnn2gnn",
+        description="gnn2gnn (the paper's generator); gnn2gnn_edges (NATS only, beyond the "
+        "paper: samples an op per NATS cell edge); baselines molgan, rnn, random",
+    )
     mu: int = pydantic.Field(2, ge=1, le=8, description="generator graph convolutions")
     tau: float = pydantic.Field(0.1, gt=0, description="Gumbel-softmax temperature")
     lam: float = pydantic.Field(0.1, ge=0, le=1, alias="lambda", description="GAN/reward mix")
@@ -113,6 +117,13 @@ class GNN2GNNConfig(StrictModel):
 
     @pydantic.model_validator(mode="after")
     def _check(self) -> GNN2GNNConfig:
+        if self.model == "gnn2gnn_edges" and (
+            self.benchmark != "natsbench" or self.num_nodes not in (None, 8)
+        ):
+            raise ValueError(
+                "model gnn2gnn_edges samples NATS cells edge by edge (8 node-form slots): "
+                "use --benchmark natsbench without num_nodes, or --model gnn2gnn"
+            )
         if self.benchmark == "nasbench101" and self.dataset != "cifar10":
             raise ValueError("NAS-Bench-101 has CIFAR-10 only")
         if self.eval_benchmark == "nasbench101" and self.eval_dataset not in (None, "cifar10"):

@@ -12,6 +12,7 @@ import torch
 from pipeline.benchmarks import Benchmark, Split
 from pipeline.decode import CellDecoder
 from pipeline.models import ErdosRenyiGenerator, Generator, MolGANGenerator, RNNGenerator
+from pipeline.models.edgeform import EdgeFormGenerator
 from trainables.gnn2gnn.config import GNN2GNNConfig
 
 
@@ -26,6 +27,10 @@ def build_generator(cfg: GNN2GNNConfig, num_ops: int, n: int) -> torch.nn.Module
             hidden=cfg.hidden,
             edge_scorer=cfg.edge_scorer,
             noise=cfg.noise,
+        )
+    if cfg.model == "gnn2gnn_edges":
+        return EdgeFormGenerator(
+            mu=cfg.mu, tau=cfg.tau, noise_dim=cfg.noise_dim, hidden=cfg.hidden, noise=cfg.noise
         )
     if cfg.model == "molgan":
         return MolGANGenerator(**kw, tau=cfg.tau, noise_dim=cfg.noise_dim, hidden=2 * cfg.hidden)

@@ -51,7 +51,7 @@ from pipeline.cells import table_to_dense
 from pipeline.decode import CellDecoder, TranslatingDecoder
 from pipeline.labels import RowLookup
 from pipeline.metrics import Reference, generation_metrics, reference_metrics
-from pipeline.models import Discriminator, Generator, Graphs, Valuer
+from pipeline.models import Discriminator, Graphs, Valuer
 from pipeline.spaces import OP_TRANSFER
 from pipeline.trial import Reporter, TrialResult, pick_device
 from trainables.gnn2gnn.config import DEFAULT_ACC_THRESHOLD, GNN2GNNConfig
@@ -91,7 +91,7 @@ class Trial:
         )
         torch.manual_seed(cfg.seed)
         self.gen = build_generator(cfg, space.num_ops, self.n).to(dev)
-        if isinstance(self.gen, Generator):
+        if hasattr(self.gen, "track_entropy"):  # the GNN2GNN generators
             self.gen.track_entropy = cfg.entropy_weight > 0
         critic = {
             "num_ops": space.num_ops,
