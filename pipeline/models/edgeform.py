@@ -20,13 +20,11 @@ straight-through op samples; refinement then drops nodes off every input-output 
 
 from __future__ import annotations
 
-from itertools import pairwise
-
 import torch
 from torch import Tensor, nn
 
-from pipeline.models.generators import Graphs, refine
-from pipeline.models.layers import DirectedDenseConv, gumbel_softmax_st
+from pipeline.models.generators import Graphs, convolve_noise, noise_convs, refine
+from pipeline.models.layers import gumbel_softmax_st
 
 # The cell's edges (source, target), in the order arch strings list them and
 # ``arch_to_cell`` numbers their op nodes (slot = position + 1).
@@ -89,12 +87,8 @@ class EdgeFormGenerator(nn.Module):
         noise: str = "uniform",
     ) -> None:
         super().__init__()
-        assert mu >= 1, f"mu (graph convolutions) must be >= 1, got {mu}"
-        assert tau > 0, f"tau must be > 0, got {tau}"
-        assert noise in ("uniform", "normal"), f"unknown noise {noise!r}"
+        self.convs = noise_convs(mu, tau, noise_dim, hidden, noise)
         self.mu, self.tau, self.noise_dim, self.noise = mu, tau, noise_dim, noise
-        dims = [noise_dim] + [hidden] * mu
-        self.convs = nn.ModuleList(DirectedDenseConv(a, b) for a, b in pairwise(dims))
         self.edge_src = nn.Linear(hidden, NUM_EDGE_OPS)
         self.edge_dst = nn.Linear(hidden, NUM_EDGE_OPS, bias=False)
         self.register_buffer("cell_dag", torch.ones(4, 4).triu(1))
@@ -104,12 +98,8 @@ class EdgeFormGenerator(nn.Module):
         self.last_entropy: Tensor | None = None
 
     def forward(self, batch_size: int, generator: torch.Generator | None = None) -> Graphs:
-        dev = self.cell_dag.device
-        draw = torch.rand if self.noise == "uniform" else torch.randn
-        h = draw((batch_size, 4, self.noise_dim), generator=generator, device=dev)
         full = self.cell_dag.expand(batch_size, -1, -1)
-        for conv in self.convs:
-            h = torch.relu(conv(h, full))
+        h = convolve_noise(self.convs, full, self.noise_dim, self.noise, generator)
         logits = self.edge_src(h[:, self.src]) + self.edge_dst(h[:, self.dst])  # [B, 6, 5]
         if self.track_entropy:  # mean entropy (nats) of the edges' op distributions
             logp = torch.log_softmax(logits, -1)

@@ -76,6 +76,29 @@ def refine(x: Tensor, adj: Tensor, present: Tensor | None = None) -> Graphs:
     return Graphs(x - x_drop.detach(), adj - adj_drop.detach(), keep)
 
 
+def noise_convs(mu: int, tau: float, noise_dim: int, hidden: int, noise: str) -> nn.ModuleList:
+    """A GNN generator's ``mu`` graph convolutions over its random node features (the
+    arguments checked)."""
+    assert mu >= 1, f"mu (graph convolutions) must be >= 1, got {mu}"
+    assert tau > 0, f"tau must be > 0, got {tau}"
+    assert noise in ("uniform", "normal"), f"unknown noise {noise!r}"
+    dims = [noise_dim] + [hidden] * mu
+    return nn.ModuleList(DirectedDenseConv(a, b) for a, b in pairwise(dims))
+
+
+def convolve_noise(
+    convs: nn.ModuleList, dag: Tensor, noise_dim: int, noise: str, generator
+) -> Tensor:
+    """Random node features (``noise``: uniform in [0, 1) or normal) for a batch of complete
+    DAGs ``dag`` [B, N, N], through ``convs`` with ReLU: [B, N, hidden]."""
+    b, n, _ = dag.shape
+    draw = torch.rand if noise == "uniform" else torch.randn
+    h = draw((b, n, noise_dim), generator=generator, device=dag.device)
+    for conv in convs:
+        h = torch.relu(conv(h, dag))
+    return h
+
+
 def _fixed_io(interior: Tensor) -> Tensor:
     """Interior op one-hots [B, N, K-2] -> full one-hots [B, N, K] with input on slot 0 and
     output on slot N-1 (their interior rows are ignored)."""
@@ -134,14 +157,10 @@ class Generator(nn.Module):
         noise: str = "uniform",
     ) -> None:
         super().__init__()
-        assert mu >= 1, f"mu (graph convolutions) must be >= 1, got {mu}"
-        assert tau > 0, f"tau must be > 0, got {tau}"
         assert edge_scorer in ("softmax", "sigmoid"), f"unknown edge scorer {edge_scorer!r}"
-        assert noise in ("uniform", "normal"), f"unknown noise {noise!r}"
+        self.convs = noise_convs(mu, tau, noise_dim, hidden, noise)
         self.num_ops, self.num_nodes, self.mu, self.tau = num_ops, num_nodes, mu, tau
         self.noise_dim, self.edge_scorer, self.noise = noise_dim, edge_scorer, noise
-        dims = [noise_dim] + [hidden] * mu
-        self.convs = nn.ModuleList(DirectedDenseConv(a, b) for a, b in pairwise(dims))
         # dense layer on concat(x_v, x_w) == W_src x_v + W_dst x_w + b
         scores = 2 if edge_scorer == "softmax" else 1
         self.edge_src = nn.Linear(hidden, scores)
@@ -153,13 +172,8 @@ class Generator(nn.Module):
         self.last_entropy: Tensor | None = None
 
     def forward(self, batch_size: int, generator: torch.Generator | None = None) -> Graphs:
-        dev = self.full_dag.device
-        shape = (batch_size, self.num_nodes, self.noise_dim)
-        draw = torch.rand if self.noise == "uniform" else torch.randn
-        h = draw(shape, generator=generator, device=dev)
         full = self.full_dag.expand(batch_size, -1, -1)
-        for conv in self.convs:
-            h = torch.relu(conv(h, full))
+        h = convolve_noise(self.convs, full, self.noise_dim, self.noise, generator)
         logits = self.edge_logits(h)
         score = torch.sigmoid(logits) * full
         edges = gumbel_sigmoid_st(logits, self.tau, generator) * full

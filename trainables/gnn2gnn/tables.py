@@ -104,6 +104,13 @@ TABLES = {
         ("protocol",),
         "protocol",
     ),
+    7: TableSpec(
+        7,
+        "Beyond the paper, NATS: the paper's node-form generator vs gnn2gnn_edges (an op "
+        "per NATS cell edge)",
+        ("model", "entropy_weight"),
+        "edgeform",
+    ),
 }
 
 
