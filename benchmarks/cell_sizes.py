@@ -31,6 +31,12 @@ from pipeline.benchmarks import load_benchmark
 from pipeline.results import is_sweep_folder, read_part, read_trials, sweep_folders
 
 
+def _label(trial) -> str:
+    """The model, and its entropy bonus where it has one (rows of one sweep differ in it)."""
+    weight = getattr(trial, "entropy_weight", 0.0)
+    return f"{trial.model} (entropy {weight:g})" if weight and weight > 0 else trial.model
+
+
 def generated_sizes(results: str, benchmark: str, dataset: str) -> tuple[pd.DataFrame, dict]:
     """[model, nodes] of every valid generated cell evaluated on the benchmark, and the mean
     number of valid cells per trial of each model."""
@@ -45,6 +51,7 @@ def generated_sizes(results: str, benchmark: str, dataset: str) -> tuple[pd.Data
         ok = trials[(trials["status"] == "ok") & (target == benchmark) & (on == dataset)]
         if not len(ok):
             continue
+        ok = ok.assign(model=[_label(r) for r in ok.itertuples()])
         gen = read_part(folder, "generated", set(ok["trial_id"]))
         gen = gen[gen["valid"]].merge(ok[["trial_id", "model"]], on="trial_id")
         cells.append(pd.DataFrame({"model": gen["model"], "nodes": gen["ops"].map(len)}))

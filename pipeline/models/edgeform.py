@@ -58,9 +58,10 @@ def edge_ops_to_graphs(ops: Tensor) -> Graphs:
     x[:, 0, 0] = 1.0
     x[:, -1, -1] = 1.0
     x = x + nn.functional.pad(op_nodes, (1, 1, 1, 1, 0, 0)) * 1.0
-    keep = torch.ones(b, NUM_SLOTS, dtype=torch.bool, device=dev)
-    keep[:, 1:-1] = present.detach() > 0.5
-    return refine(x, adj, keep)
+    # absent slots (none / skip edges) have zero rows in x and zero rows and columns in adj,
+    # so refinement drops them as off every path, straight-through: a hard mask here would
+    # cut the critics' gradient towards putting an op on such an edge
+    return refine(x, adj)
 
 
 class EdgeFormGenerator(nn.Module):
