@@ -29,12 +29,21 @@ import pandas as pd
 from analysis.render import markdown
 from pipeline.benchmarks import load_benchmark
 from pipeline.results import is_sweep_folder, read_part, read_trials, sweep_folders
+from trainables.gnn2gnn.config import GNN2GNNConfig
+
+LABEL_FIELDS = ("entropy_weight", "lr")
 
 
 def _label(trial) -> str:
-    """The model, and its entropy bonus where it has one (rows of one sweep differ in it)."""
-    weight = getattr(trial, "entropy_weight", 0.0)
-    return f"{trial.model} (entropy {weight:g})" if weight and weight > 0 else trial.model
+    """The model, and the recipe fields that rows of one sweep may differ in where they
+    are not the config's defaults."""
+    changed = [
+        f"{name} {value:g}"
+        for name in LABEL_FIELDS
+        if (value := getattr(trial, name, None)) is not None
+        and value != GNN2GNNConfig.model_fields[name].default
+    ]
+    return f"{trial.model} ({', '.join(changed)})" if changed else trial.model
 
 
 def generated_sizes(results: str, benchmark: str, dataset: str) -> tuple[pd.DataFrame, dict]:

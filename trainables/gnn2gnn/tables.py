@@ -108,7 +108,7 @@ TABLES = {
         7,
         "Beyond the paper, NATS: the paper's node-form generator vs gnn2gnn_edges (an op "
         "per NATS cell edge)",
-        ("model", "entropy_weight"),
+        ("model", "entropy_weight", "lr"),
         "edgeform",
     ),
 }
