@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from pipeline.models.generators import Graphs, convolve_noise, noise_convs, refine
 from pipeline.models.layers import gumbel_softmax_st
+from pipeline.spaces import NATSBENCH
 
 # The cell's edges (source, target), in the order arch strings list them and
 # ``arch_to_cell`` numbers their op nodes (slot = position + 1).
@@ -54,10 +55,12 @@ def edge_ops_to_graphs(ops: Tensor) -> Graphs:
     cols += [producers[i] * present[:, e : e + 1] for e, (i, _) in enumerate(NATS_EDGES)]
     cols.append(producers[3])
     adj = torch.stack(cols, dim=2)  # adj[b, u, v]: u -> v
-    x = torch.zeros(b, NUM_SLOTS, NUM_EDGE_OPS, device=dev, dtype=dt)
+    # node-form one-hots (input, the 3 interior ops in NATSBENCH order, output): the last
+    # 3 edge ops are NATSBENCH's interior ops in the same order
+    x = torch.zeros(b, NUM_SLOTS, NATSBENCH.num_ops, device=dev, dtype=dt)
     x[:, 0, 0] = 1.0
     x[:, -1, -1] = 1.0
-    x = x + nn.functional.pad(op_nodes, (1, 1, 1, 1, 0, 0)) * 1.0
+    x = x + nn.functional.pad(op_nodes, (1, 1, 1, 1, 0, 0))
     # absent slots (none / skip edges) have zero rows in x and zero rows and columns in adj,
     # so refinement drops them as off every path, straight-through: a hard mask here would
     # cut the critics' gradient towards putting an op on such an edge
