@@ -48,6 +48,7 @@ def _first_steps(variants: list[dict], nats, steps: int = 1):
         {"optimizer": "adam", "valuer": "R", "momentum": 0.0},
         {"optimizer": "sgd", "momentum": 0.9, "weight_decay": 1e-4, "pooling": "sum"},
         {"valuer_on_generated": False, "minibatch_std": False, "edge_scorer": "sigmoid"},
+        {"model": "gnn2gnn_edges", "entropy_weight": 0.1},
     ],
 )
 def test_first_step_equals_the_unpacked_step(common, nats):
@@ -154,6 +155,9 @@ def test_which_trials_pack_together():
         assert pack_key(make_config({**base, **other})) != key, other
     for alone in ({"model": "random"}, {"model": "molgan"}, {"entropy_weight": 0.1}):
         assert pack_key(make_config({**base, **alone})) is None, alone
+    edges = {**base, "model": "gnn2gnn_edges", "entropy_weight": 0.1}
+    assert pack_key(make_config(edges)) not in (None, key)
+    assert pack_key(make_config({**edges, "seed": 3, "lr": 0.01})) == pack_key(make_config(edges))
     configs = [{**base, "seed": s} for s in range(5)] + [{**base, "model": "random"}]
     configs.insert(2, {**base, "mu": 3})
     assert EXPERIMENT.pack_groups(configs, 2) == [[0, 1], [2], [3, 4], [5], [6]]

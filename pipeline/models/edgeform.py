@@ -80,6 +80,7 @@ class EdgeFormGenerator(nn.Module):
     """
 
     num_nodes = NUM_SLOTS
+    num_ops = NATSBENCH.num_ops  # of the node form it returns
 
     def __init__(
         self,

@@ -55,10 +55,10 @@ LOSS_NAMES = (
 
 def packable(cfg: GNN2GNNConfig) -> str | None:
     """None when a trial with this config can be packed, else the reason why not."""
-    if cfg.model != "gnn2gnn":
-        return f"model {cfg.model!r} (only the GNN2GNN generator packs)"
-    if cfg.entropy_weight > 0:
-        return "entropy_weight > 0"
+    if cfg.model not in ("gnn2gnn", "gnn2gnn_edges"):
+        return f"model {cfg.model!r} (only the GNN2GNN generators pack)"
+    if cfg.entropy_weight > 0 and cfg.model == "gnn2gnn":
+        return "entropy_weight > 0 (packs with gnn2gnn_edges only)"
     if cfg.spectral_norm:
         return "spectral_norm"
     if cfg.generator_ema > 0:
@@ -185,6 +185,8 @@ class PackedTrainer:
         else:
             reward_loss = ((v_fake - self.best_acc.unsqueeze(1)) ** 2).mean(1)
         g_loss = lam * gan_loss + (1.0 - lam) * reward_loss
+        if mods.last_entropy is not None:  # diversity bonus (gnn2gnn_edges)
+            g_loss = g_loss - cfg.entropy_weight * mods.last_entropy
         self.opt_g.zero_grad()
         g_loss.sum().backward(inputs=self.opt_g.params)  # no critic weight grads
         self.opt_g.step()

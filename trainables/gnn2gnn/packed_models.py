@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from pipeline.models.edgeform import edge_ops_to_graphs
 from pipeline.models.generators import Graphs, _fixed_io, refine
 from pipeline.models.layers import (
     dropout_from_uniform,
@@ -80,7 +81,8 @@ class PackedModels:
         self.samplers = [t.sampler for t in trials]
         g = t0.gen
         self.n, self.num_ops, self.mu, self.noise_dim = g.num_nodes, g.num_ops, g.mu, g.noise_dim
-        self.full_dag = g.full_dag
+        self.full_dag = getattr(g, "full_dag", None)  # the node-form generator's
+        self.last_entropy: Tensor | None = None  # [P], edge-form generator with a bonus
         # per-trial temperature, broadcast over a flattened [P * B, ...] batch
         self.tau = torch.tensor([t.cfg.tau for t in trials], device=self.device)
 
@@ -89,6 +91,8 @@ class PackedModels:
 
     def generate(self, b: int) -> Graphs:
         """b cells per trial: Graphs over the flattened [P * b] batch (trial-major)."""
+        if self.cfg.model == "gnn2gnn_edges":
+            return self._generate_edge_form(b)
         P, n, dev, cfg = self.P, self.n, self.device, self.cfg
         h = _stack_draws(self.samplers, (b, n, self.noise_dim), dev, cfg.noise == "normal")
         full = self.full_dag.expand(P * b, -1, -1)
@@ -106,6 +110,25 @@ class PackedModels:
         noise = gumbel_from_uniform(u).view(P * b, n, -1)
         ops = gumbel_softmax_st(op_logits, self._tau(b, 2), None, noise=noise)
         return refine(_fixed_io(ops), edges)
+
+    def _generate_edge_form(self, b: int) -> Graphs:
+        """``generate`` for ``gnn2gnn_edges`` (:class:`EdgeFormGenerator`), same draws."""
+        P, dev, cfg, g0 = self.P, self.device, self.cfg, self.trials[0].gen
+        h = _stack_draws(self.samplers, (b, 4, self.noise_dim), dev, cfg.noise == "normal")
+        dag = g0.cell_dag.expand(P * b, -1, -1)
+        for i in range(self.mu):
+            h = torch.relu(self.gen.conv(f"convs.{i}", h, dag))
+        logits = self.gen.linear("edge_src", h[:, :, g0.src]) + self.gen.linear(
+            "edge_dst", h[:, :, g0.dst]
+        )  # [P, b, 6, ops]
+        if cfg.entropy_weight > 0:
+            logp = torch.log_softmax(logits, -1)
+            self.last_entropy = -(logp.exp() * logp).sum(-1).mean((1, 2))
+        shape = logits.shape[2:]
+        noise = gumbel_from_uniform(_stack_draws(self.samplers, (b, *shape), dev))
+        flat = logits.reshape(P * b, *shape)
+        ops = gumbel_softmax_st(flat, self._tau(b, 2), None, noise=noise.view(P * b, *shape))
+        return edge_ops_to_graphs(ops)
 
     def critic(self, w: Stacked, module: nn.Module, g: Graphs, groups: int = 1) -> Tensor:
         """D or V (``module`` gives the settings) of every trial on its own part of the
