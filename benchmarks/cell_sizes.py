@@ -11,8 +11,7 @@ generated cells with that many nodes (over all its trials). Then, per model, a
 size-matched uniform draw: cells drawn uniformly from the table's cells of each node
 count, as many of each count as the model generated (its mean number of valid cells per
 trial); its expected uniqueness, Top-10 and Top-5 (over the drawn cells with a label)
-are what a generator with the model's
-size profile gets with no preference within a size.
+are what a generator with the model's size profile gets with no preference within a size.
 
 On NATS node form this is why uniqueness, novelty and Top-N stay low for every generator
 (README, "What reproduces and what does not").
@@ -82,11 +81,10 @@ def main() -> None:
     gen, n_valid = generated_sizes(args.results, args.benchmark, args.dataset)
     lab = bench.labelled
     nodes = bench.num_vertices.astype(int)
-    rows = {h: i for i, h in enumerate(bench.hashes.tolist())}
     table = pd.DataFrame({"nodes": nodes, "labelled": lab})
     for pct in (10, 5):
         flag = np.zeros(len(bench), bool)
-        flag[[rows[h] for h in bench.top_hashes(pct)]] = True
+        flag[[bench.index[h] for h in bench.top_hashes(pct)]] = True
         table[f"top{pct}"] = flag
     by_size = table.groupby("nodes").agg(
         cells=("nodes", "size"),

@@ -34,6 +34,12 @@ NUM_EDGE_OPS = 5  # none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3
 NUM_SLOTS = len(NATS_EDGES) + 2
 
 
+def op_entropy(logits: Tensor) -> Tensor:
+    """Entropy (nats) of each edge's op distribution: logits [..., ops] -> [...]."""
+    logp = torch.log_softmax(logits, -1)
+    return -(logp.exp() * logp).sum(-1)
+
+
 def edge_ops_to_graphs(ops: Tensor) -> Graphs:
     """Edge-op one-hots [B, 6, 5] (order of ``natsbench.EDGE_OPS``) -> refined node-form
     :class:`Graphs` with 8 slots and the NATS node-form op vocabulary (input, conv 1x1,
@@ -107,6 +113,5 @@ class EdgeFormGenerator(nn.Module):
         h = convolve_noise(self.convs, full, self.noise_dim, self.noise, generator)
         logits = self.edge_src(h[:, self.src]) + self.edge_dst(h[:, self.dst])  # [B, 6, 5]
         if self.track_entropy:  # mean entropy (nats) of the edges' op distributions
-            logp = torch.log_softmax(logits, -1)
-            self.last_entropy = -(logp.exp() * logp).sum(-1).mean()
+            self.last_entropy = op_entropy(logits).mean()
         return edge_ops_to_graphs(gumbel_softmax_st(logits, self.tau, generator))

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from pipeline.models.edgeform import edge_ops_to_graphs
+from pipeline.models.edgeform import edge_ops_to_graphs, op_entropy
 from pipeline.models.generators import Graphs, _fixed_io, refine
 from pipeline.models.layers import (
     dropout_from_uniform,
@@ -122,8 +122,7 @@ class PackedModels:
             "edge_dst", h[:, :, g0.dst]
         )  # [P, b, 6, ops]
         if cfg.entropy_weight > 0:
-            logp = torch.log_softmax(logits, -1)
-            self.last_entropy = -(logp.exp() * logp).sum(-1).mean((1, 2))
+            self.last_entropy = op_entropy(logits).mean((1, 2))
         shape = logits.shape[2:]
         noise = gumbel_from_uniform(_stack_draws(self.samplers, (b, *shape), dev))
         flat = logits.reshape(P * b, *shape)
