@@ -29,6 +29,7 @@ canonical form, the minimum over the 720 slot permutations, took ~1.7 s).
 from __future__ import annotations
 
 import hashlib
+import math
 
 import numpy as np
 import torch
@@ -65,20 +66,28 @@ def _mix(x: torch.Tensor) -> torch.Tensor:
 def wl_keys(codes: torch.Tensor, adj: torch.Tensor, k: int) -> torch.Tensor:
     """[B] int64 Weisfeiler-Lehman key of each graph's present slots (see the module
     docstring): ``codes`` [B, N] op codes (K = absent), ``adj`` [B, N, N] bool (u -> v).
-    Integer arithmetic wraps modulo 2^64 by design."""
+    Integer arithmetic wraps modulo 2^64 by design.
+
+    Written for few kernel calls (a batch of 32 graphs is a training step's): a round's
+    mixed labels serve both the key of that round and the next round's messages, the two
+    message sums are one product-and-sum and one mix."""
     n = codes.shape[1]
     present = codes < k
     a = (adj & present[:, :, None] & present[:, None, :]).to(torch.int64)
+    both = torch.stack([a.transpose(1, 2), a])  # [2, B, N, N]: from predecessors, successors
     pm = present.to(torch.int64)
     h = _mix(a.sum(2) * _K[0] + a.sum(1) * _K[1] + (codes + 1) * _K[2])
+    m = _mix(h)
     size = present.sum(1)
+    add = torch.tensor([_K[3], 0], device=codes.device).view(2, 1, 1)
+    scale = torch.tensor([_K[0], _K[1]], device=codes.device).view(2, 1, 1)
     key = torch.zeros(len(codes), dtype=torch.int64, device=codes.device)
     for r in range(1, n + 1):  # the official hash runs V rounds for a V-vertex cell
+        # sum of m_u over u -> v, and of m_w over v -> w (integer sums: any order is exact)
+        msg = (both * m[:, None, :]).sum(-1)  # [2, B, N] (no integer matmul on CUDA)
+        h = _mix((_mix(msg + add) * scale).sum(0) + h * _K[2])
         m = _mix(h)
-        from_pred = (a * m[:, :, None]).sum(1)  # sum of m_u over u -> v
-        from_succ = (a * m[:, None, :]).sum(2)  # sum of m_w over v -> w
-        h = _mix(_mix(from_pred + _K[3]) * _K[0] + _mix(from_succ) * _K[1] + h * _K[2])
-        key = torch.where(size == r, (_mix(h) * pm).sum(1), key)
+        key = torch.where(size == r, (m * pm).sum(1), key)
     return key
 
 
@@ -96,12 +105,12 @@ def _valid(codes: torch.Tensor, adj: torch.Tensor, space: SearchSpace) -> torch.
     ok &= (is_in.sum(1) == 1) & (is_out.sum(1) == 1)
     idx = first.clamp(max=n - 1)[:, None]
     ok &= is_in.gather(1, idx).squeeze(1) & is_out.gather(1, last.clamp(min=0)[:, None]).squeeze(1)
-    fwd = slots == first[:, None]
-    bwd = slots == last[:, None]
-    a = adj.float()
-    for _ in range(n):
-        fwd = fwd | (torch.bmm(fwd.float()[:, None, :], a).squeeze(1) > 0)
-        bwd = bwd | (torch.bmm(a, bwd.float()[:, :, None]).squeeze(2) > 0)
+    # reachability: the transitive closure of I + A by repeated squaring (0/1 entries)
+    reach = adj.float() + torch.eye(n, device=codes.device)
+    for _ in range(max(1, math.ceil(math.log2(n)))):
+        reach = torch.bmm(reach, reach).clamp_(max=1.0)
+    fwd = reach.gather(1, first.clamp(max=n - 1)[:, None, None].expand(-1, 1, n)).squeeze(1) > 0
+    bwd = reach.gather(2, last.clamp(min=0)[:, None, None].expand(-1, n, 1)).squeeze(2) > 0
     ok &= ((fwd & bwd) | ~present).all(1)
     ok &= present.sum(1) <= space.max_vertices
     if space.max_edges is not None:

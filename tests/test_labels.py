@@ -100,16 +100,19 @@ def test_keys_partition_the_table_as_the_official_hash_does(name, nats, nb101):
     assert np.array_equal(table_keys(bench, n + 1), keys)  # an absent slot changes nothing
 
 
-def test_a_trial_trains_the_same_with_labels_looked_up_on_the_device(data_dir):
+@pytest.mark.parametrize("name", ["natsbench", "nasbench101"])
+def test_a_trial_trains_the_same_with_labels_looked_up_on_the_device(name, data_dir):
     from trainables.gnn2gnn import make_config
     from trainables.gnn2gnn.trial import Trial
 
-    cfg = make_config({"benchmark": "natsbench", "profile": "smoke", "data_dir": str(data_dir)})
+    cfg = make_config({"benchmark": name, "profile": "smoke", "data_dir": str(data_dir)})
     assert cfg.valuer_on_generated
-    host = Trial(cfg).run()
     trial = Trial(cfg)
-    trial.use_device_labels()  # what a CUDA trial does; the same tensors on the CPU here
+    assert trial.row_lookup is not None  # the default, on the CPU as on CUDA
     device = trial.run()
+    host_trial = Trial(cfg)
+    host_trial.row_lookup = None  # the per-graph host cache and the official hash instead
+    host = host_trial.run()
     for key in ("top10", "mean_acc", "uniqueness", "novelty", "validity"):
         assert device.metrics[key] == host.metrics[key], key
     assert [r["v_loss"] for r in device.epochs] == [r["v_loss"] for r in host.epochs]

@@ -151,12 +151,12 @@ class Trial:
         )
         self.select_distinct = parts.counts_distinct(cfg.select_cells, self.bench)
         self.gen_target = self._valuer_target_table()
-        # On CUDA the valuer's labels for generated cells are looked up on the device (no
-        # host round trip per step; the same labels as the host path, see pipeline.labels);
-        # on the CPU a single trial keeps the per-graph host cache (0.2 ms a batch of 32 when
-        # warm, vs 1.8 ms for the tensor lookup; packed trials use the tensor lookup).
+        # The valuer's labels for generated cells are looked up by tensor ops on the trial's
+        # device (no host round trip per step; the same labels as the host path, see
+        # pipeline.labels). On one CPU thread, 1.2 ms a batch of 32 against 3-4 ms for the
+        # per-graph host cache, which misses on most generated graphs all trial long.
         self.row_lookup = None
-        if cfg.valuer_on_generated and self.trainable and self.device.type == "cuda":
+        if cfg.valuer_on_generated and self.trainable:
             self.use_device_labels()
 
     def use_device_labels(self, lookup: RowLookup | None = None) -> None:
