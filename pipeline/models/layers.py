@@ -45,11 +45,26 @@ class DirectedDenseConv(nn.Module):
         self.lin.reset_parameters()
 
     def forward(self, x: Tensor, adj: Tensor, mask: Tensor | None = None) -> Tensor:
-        root, from_pred, from_succ = self.lin(x).split(self.out_channels, dim=-1)
+        h = self.out_channels
+        y = self._project(x)
+        root, from_pred, from_succ = y[..., :h], y[..., h : 2 * h], y[..., 2 * h : 3 * h]
         out = root + torch.bmm(adj.transpose(1, 2), from_pred) + torch.bmm(adj, from_succ)
         if mask is not None:
             out = out * mask.unsqueeze(-1).to(out.dtype)
         return out
+
+    def _project(self, x: Tensor) -> Tensor:
+        """``self.lin(x)``. Generating many graphs on the CPU (no gradient, >= 4,096 node
+        rows), the output width is padded to a multiple of 16 with zero rows of the weight:
+        the CPU's sgemm runs about 1.5x faster at 304 outputs than at 300, and each output
+        column is the same dot product as before, so the values are the same bit for bit
+        (``tests/test_models.py``); the padding columns are never read."""
+        w, b = self.lin.weight, self.lin.bias
+        pad = -w.shape[0] % 16
+        rows = x.numel() // max(1, x.shape[-1])
+        if pad and x.device.type == "cpu" and rows >= 4096 and not torch.is_grad_enabled():
+            return F.linear(x, F.pad(w, (0, 0, 0, pad)), F.pad(b, (0, pad)))
+        return self.lin(x)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.in_channels}, {self.out_channels})"
