@@ -41,6 +41,11 @@ class CellDecoder:
     """Decodes :class:`Graphs` batches of one search space with a per-instance cache."""
 
     def __init__(self, space: SearchSpace, num_nodes: int, table=None) -> None:
+        if num_nodes > space.max_slots:
+            raise ValueError(
+                f"{num_nodes} node slots do not fit a 64-bit graph key for {space.name}: "
+                f"at most {space.max_slots}"
+            )
         self.space = space
         self.table = table  # a Benchmark of this space: batch lookup by tensor ops
         self._lookup = None

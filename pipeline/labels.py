@@ -7,8 +7,8 @@ with tensor ops only (on the CPU or on the graphs' GPU):
 
 1. **Validity** as :meth:`pipeline.cells.Cell.validity_error` decides it, on the present
    slots (op code < K): input first and output last and nowhere else, every vertex on an
-   input-to-output path (forward and backward reachability by boolean matrix products),
-   at most ``max_vertices`` vertices and ``max_edges`` edges.
+   input-to-output path (reachability: the transitive closure of the 0/1 adjacency by
+   repeated squaring), at most ``max_vertices`` vertices and ``max_edges`` edges.
 2. **A canonical key** (:func:`wl_keys`): the official NAS-Bench-101 hash
    (:func:`pipeline.cells.graph_hash`) is a Weisfeiler-Lehman hash: V rounds in which each
    vertex's label becomes a hash of (its in-neighbours' labels as a multiset, its

@@ -43,6 +43,16 @@ class SearchSpace:
     def output_index(self) -> int:
         return len(self.ops) - 1
 
+    @property
+    def max_slots(self) -> int:
+        """The most node slots a dense generated graph may have: its key in
+        :class:`pipeline.decode.CellDecoder` (an op code per slot in base K + 1, one bit per
+        slot pair) must fit in a signed 64-bit integer."""
+        n = self.max_vertices
+        while (self.num_ops + 1) ** (n + 1) * 2 ** ((n + 1) * n // 2) <= 2**63:
+            n += 1
+        return n
+
     def op_index(self, name: str) -> int:
         """One-hot index of an op name; ValueError naming the known ops otherwise."""
         try:

@@ -81,6 +81,19 @@ def test_dense_conv_gives_the_same_bits_on_large_batches_without_gradient():
     assert torch.equal(conv(x, adj).detach(), out)  # with a gradient: the plain projection
 
 
+def test_dense_conv_reads_a_spectral_norm_weight_once_per_forward():
+    """Each read of a spectral-norm weight runs a power iteration: one read per call."""
+    conv = DirectedDenseConv(8, 8)
+    conv.lin = torch.nn.utils.parametrizations.spectral_norm(conv.lin)
+    calls = []
+    conv.lin.parametrizations.weight[0].register_forward_hook(lambda *a: calls.append(1))
+    x, adj = torch.rand(4, 5, 8), torch.rand(4, 5, 5).triu(1)
+    conv(x, adj)
+    with torch.no_grad():
+        conv(torch.rand(1000, 5, 8), torch.rand(1000, 5, 5).triu(1))  # 5,000 rows
+    assert len(calls) == 2
+
+
 @pytest.mark.parametrize("mode", ["C", "R"])
 def test_critics_output_one_value_per_graph_and_ignore_absent_nodes(mode):
     cell = Cell.from_lists(["input", "maxpool3x3", "output"], [[0, 1, 1], [0, 0, 1], [0, 0, 0]])
@@ -157,6 +170,17 @@ def test_generator_gradients_reach_edge_scores_and_op_logits():
     for name in ("edge_src.weight", "edge_dst.weight", "op_out.weight", "convs.0.lin.weight"):
         grad = dict(gen.named_parameters())[name].grad
         assert grad is not None and grad.abs().sum() > 0, name
+
+
+def test_decoder_refuses_more_slots_than_its_key_holds():
+    # 9 slots: the largest key, every slot absent (code K) and every pair an edge, fits
+    for space in (NASBENCH101, NATSBENCH):
+        assert space.max_slots == 9
+        k, n = space.num_ops, 9
+        g = Graphs(torch.zeros(1, n, k), torch.ones(1, n, n).triu(1), torch.zeros(1, n, dtype=bool))
+        assert CellDecoder(space, n).keys(g)[0] == (k + 1) ** n * 2 ** (n * (n - 1) // 2) - 1
+        with pytest.raises(ValueError, match="64-bit"):
+            CellDecoder(space, 10)
 
 
 def test_decoder_hashes_match_cell_hash_and_cache():

@@ -52,6 +52,7 @@ def test_paper_defaults_and_profiles():
         ({"learning_rate": 0.1}, "learning_rate: unknown field"),
         ({"benchmark": "nasbench101", "dataset": "cifar100"}, "CIFAR-10 only"),
         ({"profile": "huge"}, "profile"),
+        ({"benchmark": "natsbench", "num_nodes": 10}, "num_nodes 10 .* at most 9"),
     ],
 )
 def test_bad_config_fields_are_named(bad, message):

@@ -7,7 +7,7 @@ from typing import Literal
 import pydantic
 
 from pipeline.config import Profile, StrictModel
-from pipeline.spaces import OP_TRANSFER
+from pipeline.spaces import OP_TRANSFER, SPACES
 
 # Scale profiles change only sizes: epochs, how much of the training split, sample counts.
 PROFILES: dict[str, dict] = {
@@ -123,6 +123,12 @@ class GNN2GNNConfig(StrictModel):
             raise ValueError(
                 "model gnn2gnn_edges samples NATS cells edge by edge (8 node-form slots): "
                 "use --benchmark natsbench without num_nodes, or --model gnn2gnn"
+            )
+        space = SPACES[self.benchmark]
+        if self.num_nodes is not None and self.num_nodes > space.max_slots:
+            raise ValueError(
+                f"num_nodes {self.num_nodes} is more node slots than generated {self.benchmark} "
+                f"graphs can be keyed by (64-bit keys): at most {space.max_slots}"
             )
         if self.benchmark == "nasbench101" and self.dataset != "cifar10":
             raise ValueError("NAS-Bench-101 has CIFAR-10 only")
