@@ -23,6 +23,7 @@ import time
 
 import torch
 
+from pipeline.alloc import keep_large_allocations
 from pipeline.decode import CellDecoder
 from trainables.gnn2gnn import Trial, make_config, run_trial
 from trainables.gnn2gnn.packed import PackedTrainer
@@ -49,8 +50,10 @@ def main() -> None:
     ap.add_argument("--stem", type=int, default=None, help="pretraining stem channels")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    malloc_tuned = keep_large_allocations()  # as trials get it (GNN2GNN_MALLOC=default: off)
     extra = dict(item.split("=", 1) for item in args.set)
     out: dict = {"benchmark": args.benchmark, "threads": args.threads, "model": args.model}
+    out["malloc_tuned"] = malloc_tuned
     if extra:
         out["set"] = extra
     base = {

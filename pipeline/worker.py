@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from pipeline.alloc import keep_large_allocations
 from pipeline.paths import DataNotFoundError, node_name, resolve_data_dir
 from pipeline.storage import is_uri
 
@@ -54,6 +55,7 @@ def tune_entry(config: dict) -> None:
         os.chdir(spec["cwd"])  # Tune starts trials in their own folder; paths are the user's
     cpus = max(1, int(spec.get("cpus", 1)))
     torch.set_num_threads(cpus)
+    keep_large_allocations()
     data_dir = None
     if spec.get("data_dir") and "data_dir" in fields:
         data_dir = str(node_data_dir(spec["data_dir"]))

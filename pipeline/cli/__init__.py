@@ -16,6 +16,7 @@ import sys
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
+from pipeline.alloc import keep_large_allocations  # noqa: E402
 from pipeline.cli import analysis, data, sweep, train  # noqa: E402
 from pipeline.errors import UserError  # noqa: E402
 from pipeline.experiments import experiments  # noqa: E402
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    keep_large_allocations()
     try:
         args = build_parser().parse_args(train.old_form(argv))
         return int(args.func(args) or 0)
