@@ -9,7 +9,10 @@ up to 32 MB from the heap and keeping freed memory (``M_MMAP_THRESHOLD``,
 the memory comes from. The cost: a process keeps its peak heap instead of returning it.
 
 It applies to glibc (Linux) and is a no-op elsewhere; ``GNN2GNN_MALLOC=default`` turns it
-off. PyTorch's CPU tuning guide gets the same effect by preloading jemalloc or tcmalloc.
+off (forwarded to Ray workers). Applied by the CLI and by every Ray Tune trial
+(:func:`pipeline.worker.tune_entry`); not by Info-NAS pretraining's plain Ray tasks, whose
+reused workers would keep their peak heap while idle. PyTorch's CPU tuning guide gets the
+same effect by preloading jemalloc or tcmalloc.
 """
 
 from __future__ import annotations
@@ -40,4 +43,5 @@ def _apply() -> bool:
         mallopt = libc.mallopt
     except (OSError, AttributeError):  # not glibc (musl, ...)
         return False
-    return all(mallopt(param, value) == 1 for param, value in SETTINGS)
+    done = [mallopt(param, value) == 1 for param, value in SETTINGS]  # every one attempted
+    return all(done)

@@ -70,6 +70,8 @@ def init_ray(address: str | None) -> bool:
         return False
     # workers reach the same object storage (and tracking server) as the driver
     env = {"MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0", **storage_env()}
+    if "GNN2GNN_MALLOC" in os.environ:  # the malloc opt-out (pipeline.alloc) reaches workers
+        env["GNN2GNN_MALLOC"] = os.environ["GNN2GNN_MALLOC"]
     runtime_env = {"env_vars": env}
     if address:
         check_address(address)
