@@ -14,9 +14,10 @@ CHECK = """
 import ctypes
 from pipeline.alloc import keep_large_allocations
 
+NAMES = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
+
 class Info(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in
-                "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+    _fields_ = [(n, ctypes.c_size_t) for n in NAMES.split()]
 
 libc = ctypes.CDLL("libc.so.6")
 libc.mallinfo2.restype = Info
