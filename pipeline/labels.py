@@ -7,8 +7,8 @@ with tensor ops only (on the CPU or on the graphs' GPU):
 
 1. **Validity** as :meth:`pipeline.cells.Cell.validity_error` decides it, on the present
    slots (op code < K): input first and output last and nowhere else, every vertex on an
-   input-to-output path (reachability: the transitive closure of the 0/1 adjacency by
-   repeated squaring), at most ``max_vertices`` vertices and ``max_edges`` edges.
+   input-to-output path (:func:`pipeline.models.generators.on_path`: the transitive
+   closure by repeated squaring), at most ``max_vertices`` vertices and ``max_edges`` edges.
 2. **A canonical key** (:func:`wl_keys`): the official NAS-Bench-101 hash
    (:func:`pipeline.cells.graph_hash`) is a Weisfeiler-Lehman hash: V rounds in which each
    vertex's label becomes a hash of (its in-neighbours' labels as a multiset, its
@@ -31,11 +31,11 @@ took 3-4 ms (it misses on most generated graphs).
 from __future__ import annotations
 
 import hashlib
-import math
 
 import numpy as np
 import torch
 
+from pipeline.models.generators import on_path
 from pipeline.spaces import SearchSpace
 
 NO_KEY = torch.iinfo(torch.int64).max  # never the key of a valid cell
@@ -107,13 +107,8 @@ def _valid(codes: torch.Tensor, adj: torch.Tensor, space: SearchSpace) -> torch.
     ok &= (is_in.sum(1) == 1) & (is_out.sum(1) == 1)
     idx = first.clamp(max=n - 1)[:, None]
     ok &= is_in.gather(1, idx).squeeze(1) & is_out.gather(1, last.clamp(min=0)[:, None]).squeeze(1)
-    # reachability: the transitive closure of I + A by repeated squaring (0/1 entries)
-    reach = adj.float() + torch.eye(n, device=codes.device)
-    for _ in range(max(1, math.ceil(math.log2(n)))):
-        reach = torch.bmm(reach, reach).clamp_(max=1.0)
-    fwd = reach.gather(1, first.clamp(max=n - 1)[:, None, None].expand(-1, 1, n)).squeeze(1) > 0
-    bwd = reach.gather(2, last.clamp(min=0)[:, None, None].expand(-1, n, 1)).squeeze(2) > 0
-    ok &= ((fwd & bwd) | ~present).all(1)
+    on = on_path(adj.float(), slots == first[:, None], slots == last[:, None])
+    ok &= (on | ~present).all(1)
     ok &= present.sum(1) <= space.max_vertices
     if space.max_edges is not None:
         ok &= adj.sum((1, 2)) <= space.max_edges
