@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.render import markdown
-from pipeline.benchmarks import load_benchmark
+from pipeline.nas.benchmarks import load_benchmark
 from pipeline.results import is_sweep_folder, read_part, read_trials, sweep_folders
 from trainables.gnn2gnn.config import GNN2GNNConfig
 

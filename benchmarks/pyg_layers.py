@@ -70,10 +70,10 @@ def timed(fn, repeat: int) -> float:
 
 
 def gnn2gnn(layer: str, repeat: int) -> dict:
-    import pipeline.models.critics as critics
-    import pipeline.models.generators as generators
-    from pipeline.models.layers import DirectedDenseConv
+    import trainables.gnn2gnn.critics as critics
+    import trainables.gnn2gnn.generators as generators
     from trainables.gnn2gnn import Trial, make_config
+    from trainables.gnn2gnn.layers import DirectedDenseConv
 
     cls = DirectedDenseConv if layer == "ours" else PygDirectedConv
     critics.DirectedDenseConv = generators.DirectedDenseConv = cls
@@ -90,9 +90,9 @@ def gnn2gnn(layer: str, repeat: int) -> dict:
 
 
 def vae(layer: str, repeat: int) -> dict:
-    import pipeline.models.arch2vec as arch2vec
-    from pipeline.benchmarks import load_benchmark
-    from pipeline.cells import table_to_dense
+    import trainables.infonas.arch2vec as arch2vec
+    from pipeline.nas.benchmarks import load_benchmark
+    from pipeline.nas.cells import table_to_dense
 
     bench = load_benchmark("nasbench101")
     rows = torch.arange(32).numpy()

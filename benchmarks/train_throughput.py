@@ -24,7 +24,7 @@ import time
 import torch
 
 from pipeline.alloc import keep_large_allocations
-from pipeline.decode import CellDecoder
+from pipeline.nas.decode import CellDecoder
 from trainables.gnn2gnn import Trial, make_config, run_trial
 from trainables.gnn2gnn.packed import PackedTrainer
 
@@ -158,8 +158,8 @@ def pretraining_figures(device: torch.device, stem: int, steps: int = 20) -> dic
     import numpy as np
     import torch.nn.functional as F
 
-    from pipeline.cells import Cell
-    from pipeline.nb101net import NB101Network
+    from pipeline.nas.cells import Cell
+    from trainables.infonas.nb101net import NB101Network
 
     ops = ["input", "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3", "conv3x3-bn-relu"]
     adj = np.zeros((6, 6), dtype=np.uint8)

@@ -29,14 +29,14 @@ def data_dir():
 
 @pytest.fixture(scope="session")
 def nb101(data_dir):
-    from pipeline.benchmarks import load_benchmark
+    from pipeline.nas.benchmarks import load_benchmark
 
     return load_benchmark("nasbench101", data_dir=data_dir)
 
 
 @pytest.fixture(scope="session")
 def nats(data_dir):
-    from pipeline.benchmarks import load_benchmark
+    from pipeline.nas.benchmarks import load_benchmark
 
     return load_benchmark("natsbench", "cifar10", data_dir=data_dir)
 
@@ -70,7 +70,7 @@ def smoke_results(tmp_path_factory):
 @pytest.fixture(scope="session")
 def cifar(data_dir):
     """Real CIFAR-10 (the shared JPEG zip), decoded once into the session's cache."""
-    from pipeline.cifar10 import load_cifar10
+    from trainables.infonas.cifar10 import load_cifar10
 
     return load_cifar10(data_dir)
 

@@ -7,17 +7,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.benchmarks import BenchmarkError, load_benchmark, nasbench101, natsbench
-from pipeline.benchmarks.tfrecord import (
+from pipeline.nas import nasbench101, natsbench
+from pipeline.nas.benchmarks import BenchmarkError, load_benchmark
+from pipeline.nas.cells import Cell
+from pipeline.nas.spaces import NASBENCH101, NATSBENCH
+from pipeline.nas.tfrecord import (
     NB101Record,
     TFRecordError,
     encode_record,
     read_nasbench_tfrecord,
     write_records,
 )
-from pipeline.cells import Cell
 from pipeline.paths import DataNotFoundError, resolve_data_dir
-from pipeline.spaces import NASBENCH101, NATSBENCH
 
 
 def test_nasbench101_shared_table_says_which_label_and_coverage(nb101):

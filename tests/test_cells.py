@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from pipeline.cells import Cell, CellError, cells_to_dense, graph_hash, parse_cell
-from pipeline.spaces import ARCH2VEC_NB101_ORDER, NASBENCH101, NATSBENCH, get_space
+from pipeline.nas.cells import Cell, CellError, cells_to_dense, graph_hash, parse_cell
+from pipeline.nas.spaces import ARCH2VEC_NB101_ORDER, NASBENCH101, NATSBENCH, get_space
 
 INCEPTION_OPS = [
     "input",

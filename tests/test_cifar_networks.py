@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.cifar10 import (
+from trainables.infonas.cifar10 import (
     CLASSES,
     CifarNotFoundError,
     augment,
@@ -17,7 +17,7 @@ from pipeline.cifar10 import (
     load_cifar10,
     to_tensor,
 )
-from pipeline.nb101net import NB101Network, count_parameters, vertex_channels
+from trainables.infonas.nb101net import NB101Network, count_parameters, vertex_channels
 
 
 def test_zip_has_every_image_with_official_class_order(cifar):
@@ -124,7 +124,7 @@ def test_forward_on_real_images(nb101, cifar):
 
 
 def test_an_epochs_draws_give_the_crops_of_batch_by_batch_augmenting():
-    from pipeline.cifar10 import augment_draws
+    from trainables.infonas.cifar10 import augment_draws
 
     x = torch.randn(10, 3, 32, 32)
     gen = torch.Generator().manual_seed(3)

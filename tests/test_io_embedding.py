@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline.models.arch2vec import Arch2Vec
 from pipeline.results import read_part, read_trials
 from trainables import infonas
 from trainables.infonas import IOTrial, make_config
+from trainables.infonas.arch2vec import Arch2Vec
 from trainables.infonas.config import decode_to_cells
 from trainables.infonas.iodata import (
     Preprocess,
@@ -119,7 +119,7 @@ def test_pretraining_reruns_nothing_finished(pretrained, data_dir):
 
 
 def test_decoding_the_targets_gives_back_the_cells(nb101):
-    from pipeline.cells import table_to_dense
+    from pipeline.nas.cells import table_to_dense
 
     rows = np.arange(0, len(nb101), 5000)
     x, a, _ = table_to_dense(nb101.ops[rows], nb101.adjacency[rows], nb101.num_vertices[rows], 5, 7)

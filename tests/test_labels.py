@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.cells import table_to_dense
-from pipeline.decode import CellDecoder
-from pipeline.labels import RowLookup
-from pipeline.models import Graphs
+from pipeline.nas.cells import table_to_dense
+from pipeline.nas.decode import CellDecoder
+from pipeline.nas.graphs import Graphs
+from pipeline.nas.labels import RowLookup
 
 
 def _perturbed(codes: torch.Tensor, adj: torch.Tensor, k: int, seed: int):
@@ -90,7 +90,7 @@ def test_keys_partition_the_table_as_the_official_hash_does(name, nats, nb101):
     """One key per row and one row per key over the whole table (every row has its own
     official hash), the same keys in another slot count, and keys of isomorphic layouts
     equal."""
-    from pipeline.labels import table_keys
+    from pipeline.nas.labels import table_keys
 
     bench = nats if name == "natsbench" else nb101
     assert len(set(bench.hashes.tolist())) == len(bench)

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from pipeline.metrics import Reference, generation_metrics, reference_metrics
+from trainables.gnn2gnn.metrics import Reference, generation_metrics, reference_metrics
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +38,8 @@ def test_metrics_on_a_hand_built_set(nats, ref):
 def test_out_of_space_nats_graph_is_invalid_and_never_novel(nats, ref):
     # a chain of four 3x3 convolutions: valid by the generic rules, but deeper than any NATS
     # cell (its longest input-output path has at most 3 op nodes)
-    from pipeline.cells import Cell
-    from pipeline.spaces import NATSBENCH
+    from pipeline.nas.cells import Cell
+    from pipeline.nas.spaces import NATSBENCH
 
     ops = ("input", *["nor_conv_3x3"] * 4, "output")
     adj = np.eye(6, k=1, dtype=np.uint8)

@@ -4,20 +4,18 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.cells import Cell, cells_to_dense, on_path_mask, table_to_dense
-from pipeline.decode import CellDecoder
-from pipeline.models import (
-    Discriminator,
+from pipeline.nas.cells import Cell, cells_to_dense, on_path_mask, table_to_dense
+from pipeline.nas.decode import CellDecoder
+from pipeline.nas.graphs import Graphs, refine
+from pipeline.nas.spaces import NASBENCH101, NATSBENCH
+from trainables.gnn2gnn.critics import Discriminator, Valuer
+from trainables.gnn2gnn.generators import (
     ErdosRenyiGenerator,
     Generator,
-    Graphs,
     MolGANGenerator,
     RNNGenerator,
-    Valuer,
-    refine,
 )
-from pipeline.models.layers import DirectedDenseConv, gumbel_sigmoid_st, gumbel_softmax_st
-from pipeline.spaces import NASBENCH101, NATSBENCH
+from trainables.gnn2gnn.layers import DirectedDenseConv, gumbel_sigmoid_st, gumbel_softmax_st
 
 K = NASBENCH101.num_ops
 
@@ -202,8 +200,8 @@ def test_edge_form_generator_builds_the_official_node_form_of_every_nats_archite
     the node-form cell ``arch_to_cell`` gives (same canonical hash; no path: invalid)."""
     import pandas as pd
 
-    from pipeline.benchmarks import natsbench
-    from pipeline.models.edgeform import NATS_EDGES, EdgeFormGenerator, edge_ops_to_graphs
+    from pipeline.nas import natsbench
+    from trainables.gnn2gnn.edgeform import NATS_EDGES, EdgeFormGenerator, edge_ops_to_graphs
 
     archs = pd.read_parquet(data_dir / "natsbench_tss.parquet", columns=["arch_str"]).arch_str
     idx = []

@@ -15,7 +15,7 @@ from torch_geometric.data import Batch
 from torch_geometric.loader import DataLoader
 from torch_geometric.nn import DenseGINConv, DenseGraphConv, GINConv, global_add_pool
 
-from pipeline.pyg import BenchmarkDataset, generated_data
+from pipeline.nas.pyg import BenchmarkDataset, generated_data
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def test_generated_cells_read_back_as_pyg_data(data_dir):
 def test_arch2vec_gin_layer_on_pygs_dense_gin_conv_is_arch2vecs_formula():
     """The GIN layer runs on PyG's DenseGINConv (as fast as a hand-written one); it must
     compute arch2vec's h <- BN(ReLU(MLP((1 + eps) h + A h)))."""
-    from pipeline.models.arch2vec import GINLayer
+    from trainables.infonas.arch2vec import GINLayer
 
     torch.manual_seed(0)
     layer = GINLayer(5, 16).double().eval()
@@ -127,7 +127,7 @@ def test_directed_conv_equals_two_pyg_dense_graph_convs():
     """Ours: x W_root + b_root + A^T (x W_pred + b_pred) + A (x W_succ + b_succ). With the
     message biases at zero it is DenseGraphConv on A^T (root and bias) plus DenseGraphConv
     on A (no root, no bias)."""
-    from pipeline.models.layers import DirectedDenseConv
+    from trainables.gnn2gnn.layers import DirectedDenseConv
 
     torch.manual_seed(0)
     ours = DirectedDenseConv(6, 4).double()

@@ -10,7 +10,7 @@ from pipeline.errors import UserError
 
 
 def cmd_data_info(args: argparse.Namespace) -> int:
-    from pipeline.benchmarks import load_benchmark
+    from pipeline.nas.benchmarks import load_benchmark
 
     bench = load_benchmark(
         args.benchmark, args.dataset, args.data_dir, label=args.label, pruning=args.pruning
@@ -20,9 +20,9 @@ def cmd_data_info(args: argparse.Namespace) -> int:
 
 
 def cmd_data_lookup(args: argparse.Namespace) -> int:
-    from pipeline.benchmarks import load_benchmark
-    from pipeline.cells import parse_cell
-    from pipeline.spaces import get_space
+    from pipeline.nas.benchmarks import load_benchmark
+    from pipeline.nas.cells import parse_cell
+    from pipeline.nas.spaces import get_space
 
     space = get_space(args.benchmark)
     ops = [o.strip() for o in args.ops.split(",") if o.strip()]
@@ -54,8 +54,8 @@ def cmd_data_lookup(args: argparse.Namespace) -> int:
 
 
 def cmd_data_convert(args: argparse.Namespace) -> int:
-    from pipeline.benchmarks import nasbench101, natsbench
     from pipeline.io import atomic_write_parquet
+    from pipeline.nas import nasbench101, natsbench
 
     src = Path(args.source)
     if src.is_file() and src.suffix == ".tfrecord":
@@ -110,7 +110,7 @@ def add_parsers(sub) -> None:
         "--pruning",
         choices=["full", "none"],
         default="full",
-        help="NATS node-form pruning rule (see pipeline.benchmarks.natsbench)",
+        help="NATS node-form pruning rule (see pipeline.nas.natsbench)",
     )
     info.set_defaults(func=cmd_data_info)
     lookup = dsub.add_parser("lookup", help="prune, validate and hash a cell; show its table row")

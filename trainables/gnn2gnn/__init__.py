@@ -8,8 +8,8 @@ lambda schedule, sampling, row choice), ``trial`` (training and evaluation), ``t
 
 from __future__ import annotations
 
-from pipeline.benchmarks import Benchmark
 from pipeline.experiment import Experiment
+from pipeline.nas.table import Benchmark
 from pipeline.trial import Reporter, TrialResult
 from trainables.gnn2gnn.config import PROFILES, GNN2GNNConfig
 from trainables.gnn2gnn.parts import lambda_at

@@ -7,7 +7,7 @@ from typing import Literal
 import pydantic
 
 from pipeline.config import Profile, StrictModel
-from pipeline.spaces import OP_TRANSFER, SPACES
+from pipeline.nas.spaces import OP_TRANSFER, SPACES
 
 # Scale profiles change only sizes: epochs, how much of the training split, sample counts.
 PROFILES: dict[str, dict] = {

@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pipeline.labels import RowLookup
-from pipeline.models.generators import Graphs
+from pipeline.nas.graphs import Graphs
+from pipeline.nas.labels import RowLookup
 from pipeline.trial import Reporter, TrialResult
 from trainables.gnn2gnn.config import GNN2GNNConfig
 from trainables.gnn2gnn.packed_models import PackedModels, PackedOptimizer
@@ -115,7 +115,7 @@ class PackedTrainer:
         self.strong = torch.stack([t.strong for t in self.trials])  # [P, n_train]
         self.acc = torch.stack([t.acc for t in self.trials])
         self.best_acc = torch.tensor([t.best_acc for t in self.trials], device=self.device)
-        # V's targets for generated cells: rows by tensor ops (``pipeline.labels``; on P x b
+        # V's targets for generated cells: rows by tensor ops (``pipeline.nas.labels``; on P x b
         # graphs faster than the decoder's per-graph cache, whose misses cost md5 hashing)
         if self.cfg.valuer_on_generated:
             lookups: dict[int, RowLookup] = {}  # one per benchmark object, shared

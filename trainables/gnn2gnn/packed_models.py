@@ -9,15 +9,16 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from pipeline.models.edgeform import edge_ops_to_graphs, op_entropy
-from pipeline.models.generators import Graphs, _fixed_io, refine
-from pipeline.models.layers import (
+from pipeline.nas.graphs import Graphs, refine
+from trainables.gnn2gnn.config import GNN2GNNConfig
+from trainables.gnn2gnn.edgeform import edge_ops_to_graphs, op_entropy
+from trainables.gnn2gnn.generators import _fixed_io
+from trainables.gnn2gnn.layers import (
     dropout_from_uniform,
     gumbel_from_uniform,
     gumbel_sigmoid_st,
     gumbel_softmax_st,
 )
-from trainables.gnn2gnn.config import GNN2GNNConfig
 from trainables.gnn2gnn.trial import Trial
 
 

@@ -9,11 +9,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pipeline.benchmarks import Benchmark, Split
-from pipeline.decode import CellDecoder
-from pipeline.models import ErdosRenyiGenerator, Generator, MolGANGenerator, RNNGenerator
-from pipeline.models.edgeform import EdgeFormGenerator
+from pipeline.nas.decode import CellDecoder
+from pipeline.nas.table import Benchmark, Split
 from trainables.gnn2gnn.config import GNN2GNNConfig
+from trainables.gnn2gnn.edgeform import EdgeFormGenerator
+from trainables.gnn2gnn.generators import (
+    ErdosRenyiGenerator,
+    Generator,
+    MolGANGenerator,
+    RNNGenerator,
+)
 
 
 def build_generator(cfg: GNN2GNNConfig, num_ops: int, n: int) -> torch.nn.Module:

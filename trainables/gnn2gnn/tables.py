@@ -13,7 +13,7 @@ seeds it averages. The ``_all`` columns use the authors' denominator (all K gene
 cells), where such a seed counts as 0; the published values stand beside those.
 
 Two reference rows close every table, computed by each trial from the data (see
-:func:`pipeline.metrics.reference_metrics`): cells drawn uniformly from the labelled
+:func:`trainables.gnn2gnn.metrics.reference_metrics`): cells drawn uniformly from the labelled
 benchmark, and cells copied from the training split.
 """
 

@@ -46,15 +46,16 @@ import torch
 import torch.nn.functional as F
 
 import trainables.gnn2gnn.parts as parts
-from pipeline.benchmarks import Benchmark, load_benchmark
-from pipeline.cells import table_to_dense
-from pipeline.decode import CellDecoder, TranslatingDecoder
-from pipeline.labels import RowLookup
-from pipeline.metrics import Reference, generation_metrics, reference_metrics
-from pipeline.models import Discriminator, Graphs, Valuer
-from pipeline.spaces import OP_TRANSFER
+from pipeline.nas.benchmarks import Benchmark, load_benchmark
+from pipeline.nas.cells import table_to_dense
+from pipeline.nas.decode import CellDecoder, TranslatingDecoder
+from pipeline.nas.graphs import Graphs
+from pipeline.nas.labels import RowLookup
+from pipeline.nas.spaces import OP_TRANSFER
 from pipeline.trial import Reporter, TrialResult, pick_device
 from trainables.gnn2gnn.config import DEFAULT_ACC_THRESHOLD, GNN2GNNConfig
+from trainables.gnn2gnn.critics import Discriminator, Valuer
+from trainables.gnn2gnn.metrics import Reference, generation_metrics, reference_metrics
 from trainables.gnn2gnn.outputs import generated_rows, trial_info, trial_state
 from trainables.gnn2gnn.parts import build_generator, choose_rows, generate, lambda_at, optimizer
 
@@ -153,7 +154,7 @@ class Trial:
         self.gen_target = self._valuer_target_table()
         # The valuer's labels for generated cells are looked up by tensor ops on the trial's
         # device (no host round trip per step; the same labels as the host path, see
-        # pipeline.labels). On one CPU thread, 1.2 ms a batch of 32 against 3-4 ms for the
+        # pipeline.nas.labels). On one CPU thread, 1.2 ms a batch of 32 against 3-4 ms for the
         # per-graph host cache, which misses on most generated graphs all trial long.
         self.row_lookup = None
         if cfg.valuer_on_generated and self.trainable:

@@ -6,8 +6,8 @@ tables and figures of an ``io_embedding`` sweep (``analysis``)."""
 
 from __future__ import annotations
 
-from pipeline.benchmarks import Benchmark
 from pipeline.experiment import Experiment
+from pipeline.nas.table import Benchmark
 from pipeline.trial import Reporter, TrialResult
 from trainables.infonas.config import PROFILES, IOEmbeddingConfig, check
 from trainables.infonas.trial import IOTrial

@@ -79,8 +79,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Prediction + search on any latent table (e.g. a trial's --out latent.parquet)."""
     import pandas as pd
 
-    from pipeline.benchmarks import load_benchmark
     from pipeline.io import atomic_write_parquet
+    from pipeline.nas.benchmarks import load_benchmark
     from trainables.infonas.config import PROFILES
     from trainables.infonas.evaluate import evaluate_latent
 

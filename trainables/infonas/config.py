@@ -7,9 +7,9 @@ from typing import Literal
 import numpy as np
 import pydantic
 
-from pipeline.benchmarks import Benchmark
-from pipeline.cells import Cell
 from pipeline.config import ConfigError, Profile, StrictModel
+from pipeline.nas.cells import Cell
+from pipeline.nas.table import Benchmark
 
 PROFILES: dict[str, dict] = {
     "smoke": {

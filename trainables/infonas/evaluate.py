@@ -34,8 +34,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.benchmarks.base import BenchmarkError
 from pipeline.config import ConfigError
+from pipeline.nas.table import BenchmarkError
 
 
 @dataclass

@@ -151,9 +151,9 @@ def load_io_dataset(
     folder, preprocess: Preprocess | None = None, seed: int = 0, cifar=None
 ) -> IODataset:
     """Read a pretraining folder (a path or a URI) and build the preprocessed, split
-    IO-dataset; ``cifar`` (a loaded :class:`~pipeline.cifar10.Cifar10`) saves loading the
+    IO-dataset; ``cifar`` (a loaded :class:`~trainables.infonas.cifar10.Cifar10`) saves loading the
     images again."""
-    from pipeline.cifar10 import load_cifar10
+    from trainables.infonas.cifar10 import load_cifar10
 
     folder = Location.of(folder)
     p = preprocess or Preprocess()

@@ -90,7 +90,7 @@ def _seed_of(cfg: PretrainConfig, hash_: str) -> int:
 
 @torch.no_grad()
 def _features(net, x_uint8: np.ndarray, device, batch: int = 500) -> np.ndarray:
-    from pipeline.cifar10 import to_tensor
+    from trainables.infonas.cifar10 import to_tensor
 
     net.eval()
     out = [
@@ -110,10 +110,10 @@ def train_network(
     log: Callable[[str], None] | None = None,
 ) -> dict:
     """Train one network and write its files (see module docstring); returns its record."""
-    from pipeline.cells import Cell
-    from pipeline.cifar10 import augment, augment_draws, load_cifar10, to_tensor
-    from pipeline.nb101net import NB101Network, count_parameters
+    from pipeline.nas.cells import Cell
     from pipeline.worker import node_data_dir
+    from trainables.infonas.cifar10 import augment, augment_draws, load_cifar10, to_tensor
+    from trainables.infonas.nb101net import NB101Network, count_parameters
 
     cfg = make_config(cfg_dict)
     out = Location.of(folder) / "networks" / hash_
@@ -262,9 +262,9 @@ def run_pretraining(
     as Ray tasks."""
     import ray
 
-    from pipeline.benchmarks import load_benchmark
-    from pipeline.cifar10 import load_cifar10
+    from pipeline.nas.benchmarks import load_benchmark
     from pipeline.sweep import init_ray
+    from trainables.infonas.cifar10 import load_cifar10
 
     cfg = make_config(config)
     folder = Location.of(folder)

@@ -35,11 +35,11 @@ import time
 import numpy as np
 import torch
 
-from pipeline.benchmarks import Benchmark, load_benchmark
-from pipeline.cells import table_to_dense
 from pipeline.config import ConfigError
-from pipeline.models.arch2vec import Arch2Vec, IOModel
+from pipeline.nas.benchmarks import Benchmark, load_benchmark
+from pipeline.nas.cells import table_to_dense
 from pipeline.trial import Reporter, TrialResult, pick_device
+from trainables.infonas.arch2vec import Arch2Vec, IOModel
 from trainables.infonas.config import NUM_NODES, IOEmbeddingConfig, decode_to_cells
 from trainables.infonas.iodata import (
     IODataset,
@@ -95,7 +95,7 @@ class IOTrial:
     def _load_io(self) -> IODataset:
         cfg = self.cfg
         folder = cfg.io_data or f"results/pretrain-{cfg.profile}"  # a folder or a URI
-        from pipeline.cifar10 import load_cifar10
+        from trainables.infonas.cifar10 import load_cifar10
 
         self.cifar = load_cifar10(cfg.data_dir)
         io = load_io_dataset(
@@ -123,7 +123,7 @@ class IOTrial:
         return x.to(self.device), a.to(self.device)
 
     def _prepare_labelled(self) -> None:
-        from pipeline.cifar10 import to_tensor
+        from trainables.infonas.cifar10 import to_tensor
 
         io = self.io
         assert io is not None

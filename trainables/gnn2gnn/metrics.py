@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.benchmarks.base import Benchmark
+from pipeline.nas.table import Benchmark
 
 TOP_PERCENTS = (5, 10, 50)
 ALL_METRICS = tuple(f"top{p}_all" for p in TOP_PERCENTS) + ("acc_n_all",)

@@ -46,7 +46,7 @@ class SearchSpace:
     @property
     def max_slots(self) -> int:
         """The most node slots a dense generated graph may have: its key in
-        :class:`pipeline.decode.CellDecoder` (an op code per slot in base K + 1, one bit per
+        :class:`pipeline.nas.decode.CellDecoder` (an op code per slot in base K + 1, one bit per
         slot pair) must fit in a signed 64-bit integer."""
         n = self.max_vertices
         while (self.num_ops + 1) ** (n + 1) * 2 ** ((n + 1) * n // 2) <= 2**63:
@@ -84,7 +84,7 @@ NASBENCH101 = SearchSpace(
 )
 
 # NATS-Bench topology space in node form: every non-`none`, non-skip edge op becomes a
-# node (see pipeline.benchmarks.natsbench); 4-node cells with 6 edges give at most 8 nodes.
+# node (see pipeline.nas.natsbench); 4-node cells with 6 edges give at most 8 nodes.
 NATSBENCH = SearchSpace(
     name="natsbench",
     interior_ops=("nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"),

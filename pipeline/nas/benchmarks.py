@@ -1,17 +1,18 @@
-"""Benchmark tables: ``load_benchmark`` is the one entry point."""
+"""The benchmark tables: ``BENCHMARKS`` is the one list of them, ``load_benchmark`` the one
+entry point every command and trial uses."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from pipeline.benchmarks import nasbench101, natsbench
-from pipeline.benchmarks.base import Benchmark, BenchmarkError, Split
+from pipeline.nas import nasbench101, natsbench
+from pipeline.nas.table import Benchmark, BenchmarkError, Split
 from pipeline.paths import resolve_data_dir
 
-BENCHMARKS = ("nasbench101", "natsbench")
-
 __all__ = ["BENCHMARKS", "Benchmark", "BenchmarkError", "Split", "load_benchmark"]
+
+BENCHMARKS = ("nasbench101", "natsbench")  # the one list every command reads
 
 _CACHE: dict[tuple, Benchmark] = {}
 
@@ -24,7 +25,7 @@ def load_benchmark(
     pruning: str = "full",
     cache: bool = True,
 ) -> Benchmark:
-    """Load a benchmark by name from the data directory (see pipeline.paths).
+    """Load a benchmark by name from the data directory (see :mod:`pipeline.paths`).
 
     ``dataset`` applies to NATS-Bench (cifar10, cifar100, ImageNet16-120); NAS-Bench-101 is
     CIFAR-10 only. Loaded tables are cached per process.

@@ -1,7 +1,7 @@
 """The network of a NAS-Bench-101 cell, in PyTorch.
 
 Written here rather than taken from ``nasbench-pytorch`` (1.3.1): we need our own
-:class:`~pipeline.cells.Cell` as input, the pooled features before the classifier as a
+:class:`~pipeline.nas.cells.Cell` as input, the pooled features before the classifier as a
 second output, reduced stem widths for the ``cpu`` profile, and the package's ``ModelSpec``
 crashes on torch tensors. The rules are those of the NAS-Bench-101 TensorFlow code, and the
 parameter count equals the benchmark's ``params`` column at the default stem of 128 channels
@@ -25,8 +25,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pipeline.cells import Cell, CellError
-from pipeline.spaces import NASBENCH101, SearchSpace
+from pipeline.nas.cells import Cell, CellError
+from pipeline.nas.spaces import NASBENCH101, SearchSpace
 
 # PyTorch's batch-norm defaults, as Info-NAS ("batch normalization ... set to default
 # values"). NAS-Bench-101's decay 0.997 (momentum 0.003) leaves the running statistics near

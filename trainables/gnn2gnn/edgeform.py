@@ -1,6 +1,6 @@
 """A GNN generator that samples NATS cells in their own form: one op per cell edge.
 
-The paper's generator (:class:`pipeline.models.generators.Generator`) samples node-form
+The paper's generator (:class:`trainables.gnn2gnn.generators.Generator`) samples node-form
 graphs edge by edge. On NATS that reaches almost only cells of at most 5 nodes (README,
 "What reproduces and what does not"), while most NATS cells have 6 to 8. This generator,
 beyond the paper, samples the op of each of the 6 edges of the 4-node NATS cell (``none``,
@@ -8,7 +8,7 @@ beyond the paper, samples the op of each of the 6 edges of the 4-node NATS cell 
 form with tensor operations, so every NATS architecture is one sample away and the critics
 see the same node form as for every other generator.
 
-Node form, as :func:`pipeline.benchmarks.natsbench.arch_to_cell` builds it: slot 0 is the
+Node form, as :func:`pipeline.nas.natsbench.arch_to_cell` builds it: slot 0 is the
 input, slots 1-6 the op nodes of the edges in :data:`NATS_EDGES` order, slot 7 the output.
 The producers of cell node j (the graph nodes whose outputs sum into it) are the input for
 j = 0; for j > 0 the op nodes of j's incoming conv/pool edges and, through each incoming
@@ -23,9 +23,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from pipeline.models.generators import Graphs, convolve_noise, noise_convs, refine
-from pipeline.models.layers import gumbel_softmax_st
-from pipeline.spaces import NATSBENCH
+from pipeline.nas.graphs import Graphs, refine
+from pipeline.nas.spaces import NATSBENCH
+from trainables.gnn2gnn.generators import convolve_noise, noise_convs
+from trainables.gnn2gnn.layers import gumbel_softmax_st
 
 # The cell's edges (source, target), in the order arch strings list them and
 # ``arch_to_cell`` numbers their op nodes (slot = position + 1).

@@ -1,16 +1,16 @@
 """Benchmark rows of generated graphs by tensor ops: no Python hashing, no host round trip.
 
-:class:`RowLookup` gives, for a batch of generated :class:`~pipeline.models.Graphs`, each
+:class:`RowLookup` gives, for a batch of generated :class:`~pipeline.nas.graphs.Graphs`, each
 graph's row in a benchmark table (-2: not a valid cell, -1: a valid cell the table lacks),
 exactly as hashing each cell with the official algorithm and looking the hash up does, but
 with tensor ops only (on the CPU or on the graphs' GPU):
 
-1. **Validity** as :meth:`pipeline.cells.Cell.validity_error` decides it, on the present
+1. **Validity** as :meth:`pipeline.nas.cells.Cell.validity_error` decides it, on the present
    slots (op code < K): input first and output last and nowhere else, every vertex on an
-   input-to-output path (:func:`pipeline.models.generators.on_path`: the transitive
+   input-to-output path (:func:`pipeline.nas.graphs.on_path`: the transitive
    closure by repeated squaring), at most ``max_vertices`` vertices and ``max_edges`` edges.
 2. **A canonical key** (:func:`wl_keys`): the official NAS-Bench-101 hash
-   (:func:`pipeline.cells.graph_hash`) is a Weisfeiler-Lehman hash: V rounds in which each
+   (:func:`pipeline.nas.cells.graph_hash`) is a Weisfeiler-Lehman hash: V rounds in which each
    vertex's label becomes a hash of (its in-neighbours' labels as a multiset, its
    out-neighbours' as a multiset, its own), then a hash of all labels as a multiset. The
    key runs the same rounds with 64-bit integer mixing instead of md5 and sums of mixed
@@ -24,7 +24,7 @@ with tensor ops only (on the CPU or on the graphs' GPU):
 
 On one CPU thread, keys of 4,096 generated NATS graphs take ~20 ms (the previous
 canonical form, the minimum over the 720 slot permutations, took ~1.7 s), and a training
-step's 32 graphs 1.2 ms, where the per-graph cache of :class:`pipeline.decode.CellDecoder`
+step's 32 graphs 1.2 ms, where the per-graph cache of :class:`pipeline.nas.decode.CellDecoder`
 took 3-4 ms (it misses on most generated graphs).
 """
 
@@ -35,8 +35,8 @@ import hashlib
 import numpy as np
 import torch
 
-from pipeline.models.generators import on_path
-from pipeline.spaces import SearchSpace
+from pipeline.nas.graphs import on_path
+from pipeline.nas.spaces import SearchSpace
 
 NO_KEY = torch.iinfo(torch.int64).max  # never the key of a valid cell
 

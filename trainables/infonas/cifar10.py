@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.benchmarks.base import file_fingerprint
 from pipeline.errors import UserError
 from pipeline.io import atomic_path
+from pipeline.nas.table import file_fingerprint
 from pipeline.paths import cache_dir
 
 CLASSES = (

@@ -1,7 +1,7 @@
 """Cells (ops on nodes + upper-triangular adjacency), pruning, validity and the official hash.
 
 A :class:`Cell` is what a benchmark stores and what a generator emits after refinement.
-Ops are names from a :class:`~pipeline.spaces.SearchSpace`; vertex 0 is ``input`` and the
+Ops are names from a :class:`~pipeline.nas.spaces.SearchSpace`; vertex 0 is ``input`` and the
 last vertex is ``output``.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from pipeline.errors import UserError
-from pipeline.spaces import INPUT, OUTPUT, SearchSpace
+from pipeline.nas.spaces import INPUT, OUTPUT, SearchSpace
 
 
 class CellError(UserError, ValueError):

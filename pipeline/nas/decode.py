@@ -2,12 +2,12 @@
 
 Each refined graph is packed into one int64 key (op code per slot, base K+1 with K meaning
 absent, times 2^(N(N-1)/2) plus the upper-triangular adjacency bits). Only keys never seen
-before are decoded into a :class:`~pipeline.cells.Cell` and hashed with the official
+before are decoded into a :class:`~pipeline.nas.cells.Cell` and hashed with the official
 algorithm; the cache lives as long as the decoder, so a trial hashes each distinct graph
 once. Isomorphic graphs with different keys still share a hash: metrics use the hash.
 
 With a benchmark table (``CellDecoder(space, n, table=bench)``) a batch is first looked up
-by tensor ops (:class:`pipeline.labels.RowLookup`: validity and a Weisfeiler-Lehman key for
+by tensor ops (:class:`pipeline.nas.labels.RowLookup`: validity and a Weisfeiler-Lehman key for
 the whole batch at once); a graph found in the table takes the table's official hash, an
 invalid one None, and only valid graphs the table lacks are hashed in Python. A complete
 table (NAS-Bench-101's 423,624 cells, every NATS architecture) lacks no cell of its space,
@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pipeline.cells import Cell
-from pipeline.models.generators import Graphs
-from pipeline.spaces import SearchSpace
+from pipeline.nas.cells import Cell
+from pipeline.nas.graphs import Graphs
+from pipeline.nas.spaces import SearchSpace
 
 
 @dataclass
@@ -98,7 +98,7 @@ class CellDecoder:
 
     def _decode_by_table(self, g: Graphs, keys: np.ndarray) -> Decoded:
         if self._lookup is None:
-            from pipeline.labels import RowLookup
+            from pipeline.nas.labels import RowLookup
 
             self._lookup = RowLookup(self.table, self.n, "cpu")
         x, adj, mask = (t.detach().cpu() for t in g)

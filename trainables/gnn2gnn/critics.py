@@ -7,8 +7,8 @@ from itertools import pairwise
 import torch
 from torch import Tensor, nn
 
-from pipeline.models.generators import Graphs
-from pipeline.models.layers import DirectedDenseConv, dropout_from_uniform
+from pipeline.nas.graphs import Graphs
+from trainables.gnn2gnn.layers import DirectedDenseConv, dropout_from_uniform
 
 
 class GraphCritic(nn.Module):

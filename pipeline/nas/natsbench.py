@@ -30,9 +30,9 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from pipeline.benchmarks.base import Benchmark, BenchmarkError, file_fingerprint
-from pipeline.cells import Cell
-from pipeline.spaces import INPUT, NATSBENCH, OUTPUT
+from pipeline.nas.cells import Cell
+from pipeline.nas.spaces import INPUT, NATSBENCH, OUTPUT
+from pipeline.nas.table import Benchmark, BenchmarkError, file_fingerprint
 
 PARQUET_NAME = "natsbench_tss.parquet"
 OFFICIAL_DIR_NAME = "NATS-tss-v1_0-3ffb9-simple"

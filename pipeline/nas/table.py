@@ -16,9 +16,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.cells import Cell
 from pipeline.errors import UserError
-from pipeline.spaces import SearchSpace
+from pipeline.nas.cells import Cell
+from pipeline.nas.spaces import SearchSpace
 
 
 class BenchmarkError(UserError, ValueError):
