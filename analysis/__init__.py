@@ -1,4 +1,6 @@
-"""Shared analysis pieces for every experiment: statistics (:mod:`analysis.stats`, the one
-95% interval), rendering of tables (:mod:`analysis.render`: Markdown, CSV, LaTeX) and
-figure saving (:mod:`analysis.figures`). Each experiment's own tables and figures live in
-its package under ``trainables/``."""
+"""Every table, figure and report, from the results' Parquet files: the shared pieces
+(:mod:`analysis.stats`, the one 95% interval; :mod:`analysis.render`, the one renderer:
+Markdown, CSV, LaTeX; :mod:`analysis.figures`), each paper's analysis
+(:mod:`analysis.gnn2gnn`, :mod:`analysis.infonas`), the report over all of them
+(:mod:`analysis.report`) and the commands (:mod:`analysis.cli`: ``python -m analysis``).
+Nothing here imports a paper's trial code; Ray workers never import it."""

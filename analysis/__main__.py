@@ -1,8 +1,9 @@
-"""``python -m analysis tables|figures|report --results DIR``: same as ``gnn2gnn <command>``."""
+"""``python -m analysis tables|figures|report --results R [--out O]``: the same commands as
+``gnn2gnn tables|figures|report``."""
 
 import sys
 
-from pipeline.cli import main
+from analysis.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.io import atomic_path
+from pipeline.store.io import atomic_path
+
+FORMATS = ("md", "csv", "tex")  # every table is written in these
 
 
 def tex_escape(text: str) -> str:

@@ -27,7 +27,7 @@ import pandas as pd
 
 from analysis.render import markdown
 from pipeline.nas.benchmarks import load_benchmark
-from pipeline.results import is_sweep_folder, read_part, read_trials, sweep_folders
+from pipeline.store.results import is_sweep_folder, read_part, read_trials, sweep_folders
 from trainables.gnn2gnn.config import GNN2GNNConfig
 
 LABEL_FIELDS = ("entropy_weight", "lr")

@@ -1,4 +1,4 @@
-"""Cost of recording one trial as a sweep grows (``pipeline.results.ResultsStore``).
+"""Cost of recording one trial as a sweep grows (``pipeline.store.results.ResultsStore``).
 
 Records N synthetic trials (a trial row of 60 fields, 20 epoch rows, 1,000 generated
 cells each, like a GNN2GNN trial at K = 1,000) into a fresh folder and times every
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.results import ResultsStore, read_part, read_trials
+from pipeline.store.results import ResultsStore, read_part, read_trials
 
 
 def synthetic(i: int, generated: int, rng: np.random.Generator):
@@ -54,7 +54,7 @@ def main() -> None:
         for i in range(1, args.trials + 1):
             row, epochs, cells = synthetic(i, args.generated, rng)
             t0 = time.perf_counter()
-            store.record(row, epochs, cells)
+            store.record(row, {"epochs": epochs, "generated": cells})
             times.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         trials = read_trials(store.folder)

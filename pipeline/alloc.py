@@ -5,13 +5,13 @@ PyTorch's CPU tensors come straight from ``malloc``. glibc serves large blocks f
 again: generating 4,096 cells touches tens of MB of fresh pages per call. Serving blocks
 up to 32 MB from the heap and keeping freed memory (``M_MMAP_THRESHOLD``,
 ``M_TRIM_THRESHOLD``, ``M_TOP_PAD``) makes generation ~1.7x faster on one thread
-(``benchmarks/train_throughput.py``; README, Speed). Nothing computed changes: only where
+(``benchmarks/train_throughput.py``; docs/speed.md). Nothing computed changes: only where
 the memory comes from. The cost: a process keeps its peak heap instead of returning it.
 
 It applies to glibc (Linux) and is a no-op elsewhere; ``GNN2GNN_MALLOC=default`` turns it
 off (forwarded to Ray workers). Applied by the CLI and by every Ray Tune trial
-(:func:`pipeline.worker.tune_entry`); not by Info-NAS pretraining's plain Ray tasks, whose
-reused workers would keep their peak heap while idle. PyTorch's CPU tuning guide gets the
+(:func:`pipeline.sweep.worker.tune_entry`); not by plain Ray tasks (a paper's pretraining),
+whose reused workers would keep their peak heap while idle. PyTorch's CPU tuning guide gets the
 same effect by preloading jemalloc or tcmalloc.
 """
 

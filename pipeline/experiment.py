@@ -1,11 +1,20 @@
-"""What an experiment (one paper's trials) gives the pipeline.
+"""What an experiment (one paper's trials) gives the pipeline, what a trial returns, and
+the registry that finds experiments.
 
 An :class:`Experiment` names itself, brings a typed Config (a :class:`StrictModel`), scale
 profiles validated against that Config, the function that runs one trial, the metric the
-sweep's progress line shows, the fields that name its MLflow runs, and optionally its
-tables, figures, report sections and extra commands. Experiments are found through the
-``gnn2gnn.experiments`` entry-point group (:mod:`pipeline.experiments`); the core never
-imports one by name.
+sweep's progress line shows and the fields that name its MLflow runs. Its tables live in
+``analysis/`` and its extra commands in the ``gnn2gnn.commands`` entry-point group, so a
+Ray worker that runs a trial loads neither. Experiments are found through the
+``gnn2gnn.experiments`` entry-point group (:func:`experiments`); the core never imports one
+by name. A third paper is one package with an :class:`Experiment` object and one line in
+its ``pyproject.toml``::
+
+    [project.entry-points."gnn2gnn.experiments"]
+    my_paper = "my_package:EXPERIMENT"
+
+The entry point's name must equal the experiment's ``name``. Installed packages and
+``*.dist-info`` folders on ``sys.path`` are both found (``importlib.metadata``).
 
 Profiles change sizes only (epochs, sample counts). One rule builds every config
 (:meth:`Experiment.make_config`): the profile's values, then the fields the user set; the
@@ -14,23 +23,66 @@ profile is the Config's own default when none is given.
 
 from __future__ import annotations
 
-import importlib
+import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
 import pydantic
 
-from pipeline.config import PROFILES, validate
-from pipeline.trial import TrialResult
+from pipeline.config import PROFILES, ConfigError, validate
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
+GROUP = "gnn2gnn.experiments"
+Reporter = Callable[[dict], None]
+
+
+@dataclass(init=False)
+class TrialResult:
+    """What a trial returns: final metrics, per-epoch rows, its tables (name -> rows, each
+    stored as ``<results>/<sweep>/<name>/<trial_id>.parquet``), model state, info fields
+    (strings recorded in its result row) and its full config (every field, defaults
+    included)."""
+
+    metrics: dict
+    epochs: list[dict]
+    tables: dict[str, list[dict]] = field(default_factory=dict)
+    state: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+    full_config: dict = field(default_factory=dict)
+
+    def __init__(
+        self,
+        metrics: dict,
+        epochs: list[dict],
+        tables: dict[str, list[dict]] | None = None,
+        state: dict | None = None,
+        info: dict | None = None,
+        full_config: dict | None = None,
+        **old: Any,
+    ) -> None:
+        self.metrics, self.epochs = metrics, epochs
+        self.tables = dict(tables or {})
+        self.state, self.info, self.full_config = state or {}, info or {}, full_config or {}
+        if old:  # the older fields: generated=[...] and frames={name: rows}
+            unknown = set(old) - {"generated", "frames"}
+            if unknown:
+                raise TypeError(f"TrialResult: unexpected fields {sorted(unknown)}")
+            warnings.warn(
+                "TrialResult(generated=..., frames=...) is the older form: pass "
+                "tables={'generated': rows, ...} (the older form goes in the next release)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            if old.get("generated"):
+                self.tables["generated"] = old["generated"]
+            self.tables.update(old.get("frames") or {})
+
+
 RunTrial = Callable[..., TrialResult]  # (config: dict, reporter=None, progress=False)
-TableWriter = Callable[[Path, Path, tuple[str, ...]], list[Path]]  # (results, out, formats)
-FigureWriter = Callable[[Path, Path], list[Path]]  # (results, out) -> PNGs written
-ReportWriter = Callable[[Path, list[Path]], list[str]]  # (results, files written) -> md lines
 
 
 def make_config(
@@ -56,17 +108,19 @@ class Experiment:
     profiles: Mapping[str, Mapping[str, Any]]
     run_trial: RunTrial
     description: str = ""
-    progress_metric: str = "mean_acc"  # the sweep's progress line shows its best value
+    progress_metric: str | None = None  # the sweep's progress line shows its best value
     run_name_fields: tuple[str, ...] = ("seed",)  # MLflow run name: field=value-...-trial_id
     tag_fields: tuple[str, ...] = ("profile",)  # MLflow tags of each run
     check: Callable[[Any, str], None] | None = None  # cross-field rules; raise ConfigError
-    # Hooks: a function, or "module:function" imported on first use (plotting libraries
-    # then load only when a command draws, never in a Ray worker); see :meth:`call`.
-    write_tables: TableWriter | str | None = None
-    write_figures: FigureWriter | str | None = None
-    report: ReportWriter | str | None = None
-    add_commands: Callable[[Any], None] | str | None = None  # (argparse subparsers) -> None
-    claims_old_train_form: bool = False  # `gnn2gnn train` with no experiment and no --model
+    info_tags: tuple[str, ...] = ()  # info fields that also tag each MLflow run
+    # The experiment of `gnn2gnn train` with no experiment and no --model, and of a sweep
+    # file without `trainable:` (at most one installed experiment claims them).
+    claims_old_train_form: bool = False
+    # Sweep-wide overrides (`gnn2gnn sweep --<field>`): fields of the Config a user may set
+    # for every trial of a sweep file, and the rule applying them (other fields may follow,
+    # e.g. a benchmark that has one data set only).
+    sweep_overrides: tuple[str, ...] = ()
+    apply_overrides: Callable[[dict, Mapping[str, Any]], dict] | None = None
     # Trial packing (optional): ``pack_key(config dict)`` is equal for trials that can train
     # together as one batched model (None: this one cannot), and ``run_packed(config dicts,
     # reporters, progress=False)`` trains such a group, returning one result per config.
@@ -92,15 +146,14 @@ class Experiment:
         for profile in PROFILES:  # every profile must give a valid config on its own
             make_config(self.config, self.profiles, {"profile": profile}, f"{self.name} {profile}")
 
-    def call(self, hook: str, *args: Any) -> Any:
-        """Call a hook (``write_tables``, ...) with ``args``; None when it is not set."""
-        fn = getattr(self, hook)
-        if fn is None:
-            return None
-        if isinstance(fn, str):
-            module, _, attr = fn.partition(":")
-            fn = getattr(importlib.import_module(module), attr)
-        return fn(*args)
+    def override(self, config: dict, overrides: Mapping[str, Any]) -> dict:
+        """``config`` with the sweep-wide overrides (:attr:`sweep_overrides`) applied."""
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        if not overrides:
+            return config
+        if self.apply_overrides is not None:
+            return self.apply_overrides(config, overrides)
+        return {**config, **overrides}
 
     def make_config(self, data: Mapping[str, Any], source: str = "trial config"):
         """The validated Config (see :func:`make_config`), cross-field rules checked."""
@@ -134,4 +187,70 @@ class Experiment:
         return tuple(a for a in args if isinstance(a, str))
 
 
-__all__ = ["PROFILES", "Experiment", "make_config"]
+@cache
+def experiments() -> dict[str, Experiment]:
+    """Name -> experiment, in name order (loaded once per process)."""
+    found: dict[str, Experiment] = {}
+    for ep in entry_points(group=GROUP):
+        if ep.name in found:
+            continue  # the same distribution seen twice on sys.path
+        try:
+            exp = ep.load()
+        except Exception as exc:  # one broken plugin must not stop the others
+            warnings.warn(f"experiment {ep.name} ({ep.value}) not loaded: {exc!r}", stacklevel=2)
+            continue
+        if not isinstance(exp, Experiment):
+            raise TypeError(f"entry point {ep.name} = {ep.value} is not an Experiment")
+        if exp.name != ep.name:
+            raise TypeError(f"entry point {ep.name} names experiment {exp.name!r}")
+        found[ep.name] = exp
+    return dict(sorted(found.items()))
+
+
+def get_experiment(name: str) -> Experiment:
+    known = experiments()
+    if name not in known:
+        raise ConfigError(
+            f"unknown experiment {name!r}; installed: {sorted(known)} (entry-point group "
+            f"{GROUP}; after updating the project, reinstall it: pip install -e .)"
+        )
+    return known[name]
+
+
+def validate_trial_config(experiment: str, config: dict, where: str) -> None:
+    """Sweep-file check of one expanded trial config against its experiment's Config."""
+    known = experiments()
+    if experiment not in known:
+        raise ConfigError(
+            f"{where}: trainable: unknown experiment {experiment!r}; installed: {sorted(known)}"
+        )
+    known[experiment].make_config(config, where)
+
+
+def default_experiment() -> str | None:
+    """The installed experiment that claims sweep files without ``trainable:``, or None."""
+    owners = [n for n, e in experiments().items() if e.claims_old_train_form]
+    return owners[0] if owners else None
+
+
+def pick_device(name: str):
+    """``auto`` (CUDA when there is one), ``cpu`` or ``cuda`` as a torch device."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested but no CUDA device is available")
+    return torch.device(name)
+
+
+__all__ = [
+    "PROFILES",
+    "Experiment",
+    "Reporter",
+    "TrialResult",
+    "experiments",
+    "get_experiment",
+    "make_config",
+    "pick_device",
+]

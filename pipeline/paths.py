@@ -1,4 +1,4 @@
-"""Where the benchmark data is found.
+"""Where the input data (a folder of data files) is found.
 
 In order: an explicit directory (the CLI's ``--data-dir``), the ``GNN2GNN_DATA``
 environment variable, ``./data`` if it exists, then ``../shared/data`` beside the
@@ -19,22 +19,24 @@ from pathlib import Path
 from pyarrow.fs import FileSelector
 
 from pipeline.errors import UserError
-from pipeline.storage import Location, is_uri
+from pipeline.store.location import Location, is_uri
 
 ENV_VAR = "GNN2GNN_DATA"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 HOW_TO_GET_DATA = (
-    "Download the official files (NAS-Bench-101: nasbench_only108.tfrecord from "
-    "https://github.com/google-research/nasbench; NATS-Bench: NATS-tss-v1_0-3ffb9-simple from "
-    "https://github.com/D-X-Y/NATS-Bench), put them in one folder, run "
-    "`gnn2gnn data convert FOLDER/<official file>` on each, and pass --data-dir FOLDER or set "
-    f"{ENV_VAR}=FOLDER."
+    f"Put the data files in one folder and pass --data-dir FOLDER or set {ENV_VAR}=FOLDER "
+    "(docs/guide.md, Data, lists the files)."
 )
 
 
 class DataNotFoundError(UserError, FileNotFoundError):
-    """No data directory or benchmark file where we looked; the message lists the places."""
+    """No data directory or data file where we looked: ``what`` lists the places, ``hint``
+    says how to get the data (a domain may give a better one)."""
+
+    def __init__(self, what: str, hint: str = "") -> None:
+        super().__init__(f"{what}. {hint}" if hint else what)
+        self.what, self.hint = what, hint
 
 
 def candidate_data_dirs(explicit: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
@@ -147,4 +149,4 @@ def resolve_data_dir(explicit: str | os.PathLike | None = None) -> Path:
         if path.is_dir():
             return path.resolve()
     looked = "; ".join(f"{src}: {path}" for src, path in places)
-    raise DataNotFoundError(f"no data directory found (looked at {looked}). {HOW_TO_GET_DATA}")
+    raise DataNotFoundError(f"no data directory found (looked at {looked})", HOW_TO_GET_DATA)

@@ -89,7 +89,7 @@ def install_plugin(folder: Path, module: str, source: str, monkeypatch) -> Path:
     """An experiment package as a user would install it, without pip: ``<module>.py`` and
     a ``*.dist-info`` with its ``gnn2gnn.experiments`` entry point in ``folder``, put on
     ``sys.path`` and ``PYTHONPATH`` (Ray workers and subprocesses find it too)."""
-    from pipeline.experiments import experiments
+    from pipeline.experiment import experiments
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{module}.py").write_text(source)
@@ -109,7 +109,7 @@ def install_plugin(folder: Path, module: str, source: str, monkeypatch) -> Path:
 @pytest.fixture
 def plugin(tmp_path, monkeypatch):
     """Install an experiment plugin for one test: ``plugin(module, source) -> folder``."""
-    from pipeline.experiments import experiments
+    from pipeline.experiment import experiments
 
     yield lambda module, source: install_plugin(tmp_path / "plugin", module, source, monkeypatch)
     experiments.cache_clear()

@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
+from analysis.gnn2gnn.render import to_latex, to_markdown
+from analysis.gnn2gnn.report import agreement
+from analysis.gnn2gnn.tables import published, sweep_tables
+from analysis.report import write_figures, write_report
 from analysis.stats import mean_ci
-from pipeline.report import write_figures, write_report
-from pipeline.results import read_trials
-from trainables.gnn2gnn.render import to_latex, to_markdown
-from trainables.gnn2gnn.report import agreement
-from trainables.gnn2gnn.tables import published, sweep_tables
+from pipeline.store.results import read_trials
 
 
 def _rewrite_trials(folder: Path, trials: pd.DataFrame) -> None:
@@ -177,9 +177,9 @@ def test_lambda_and_robustness_figures_from_small_real_sweeps(tmp_path):
     """Tiny sweeps that declare themselves Table 1 and Table 4 exercise those figures."""
     import yaml
 
-    from pipeline.experiments import get_experiment, validate_trial_config
-    from pipeline.sweep import run_sweep
-    from pipeline.sweepspec import load_sweep
+    from pipeline.experiment import get_experiment, validate_trial_config
+    from pipeline.sweep.run import run_sweep
+    from pipeline.sweep.spec import load_sweep
 
     sweeps = {
         "t1": {

@@ -305,7 +305,7 @@ def s3_env(s3, monkeypatch):
 def test_results_store_on_s3_writes_whole_parts_and_reads_them_back(s3_env, tmp_path):
     import pandas as pd
 
-    from pipeline.results import (
+    from pipeline.store.results import (
         ResultsStore,
         fingerprint,
         read_part,
@@ -318,8 +318,8 @@ def test_results_store_on_s3_writes_whole_parts_and_reads_them_back(s3_env, tmp_
     latent = tmp_path / "latent.parquet"
     pd.DataFrame({"z": [0.5, 1.5]}).to_parquet(latent)
     epochs = pd.DataFrame({"epoch": [1, 2], "loss": [0.9, 0.4]})
-    store.record({"trial_id": "a", "status": "ok", "mu": 1}, epochs, None, {"latent": latent})
-    store.record({"trial_id": "b", "status": "failed", "mu": 2, "error": "boom"}, None, None)
+    store.record({"trial_id": "a", "status": "ok", "mu": 1}, {"epochs": epochs, "latent": latent})
+    store.record({"trial_id": "b", "status": "failed", "mu": 2, "error": "boom"})
     assert ResultsStore(f"{root}/toy").finished_ids() == {"a"}  # what --resume skips
     trials = read_trials(f"{root}/toy").set_index("trial_id")
     assert trials.loc["a", "mu"] == 1 and trials.loc["b", "error"] == "boom"
@@ -327,12 +327,12 @@ def test_results_store_on_s3_writes_whole_parts_and_reads_them_back(s3_env, tmp_
     assert list(read_part(f"{root}/toy", "latent")["trial_id"]) == ["a", "a"]
     assert [f.name for f in sweep_folders(root)] == ["toy"]
     first = fingerprint(f"{root}/toy")
-    store.record({"trial_id": "b", "status": "ok", "mu": 2}, epochs, None)  # a retry
+    store.record({"trial_id": "b", "status": "ok", "mu": 2}, {"epochs": epochs})  # a retry
     assert fingerprint(f"{root}/toy") != first
     assert set(read_trials(f"{root}/toy")["status"]) == {"ok"}
     # a write that fails half-way publishes nothing (pyarrow's stream would upload what it
     # had on close): here the payload is not bytes, so the stream's write raises
-    from pipeline.storage import Location
+    from pipeline.store.location import Location
 
     target = Location.of(f"{root}/toy/trials/c.parquet")
     with pytest.raises(TypeError):
@@ -371,7 +371,7 @@ def test_missing_data_on_a_worker_names_the_node_and_the_path(tmp_path):
     import socket as sock
 
     from pipeline.paths import DataNotFoundError
-    from pipeline.worker import node_data_dir
+    from pipeline.sweep.worker import node_data_dir
 
     missing = tmp_path / "nowhere"
     with pytest.raises(DataNotFoundError) as err:

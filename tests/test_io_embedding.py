@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline.results import read_part, read_trials
+from pipeline.store.results import read_part, read_trials
 from trainables import infonas
 from trainables.infonas import IOTrial, make_config
 from trainables.infonas.arch2vec import Arch2Vec
@@ -237,9 +237,9 @@ def test_io_sweep_writes_parquet_tables_and_mlflow(io_sweep):
 
 @pytest.mark.slow
 def test_infonas_tables_and_figures_from_the_sweep(io_sweep, tmp_path):
+    from analysis.infonas import per_trial
+    from analysis.report import write_report
     from analysis.stats import mean_ci
-    from pipeline.report import write_report
-    from trainables.infonas.analysis import per_trial
 
     folder, _ = io_sweep
     report = write_report(folder.parent, tmp_path)

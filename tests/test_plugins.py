@@ -14,7 +14,7 @@ import mlflow
 import pytest
 import yaml
 
-from pipeline.results import read_part, read_trials
+from pipeline.store.results import read_part, read_trials
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,7 +25,7 @@ import pydantic
 
 from pipeline.config import StrictModel
 from pipeline.experiment import Experiment
-from pipeline.trial import TrialResult
+from pipeline.experiment import TrialResult
 
 
 class ToyConfig(StrictModel):

@@ -7,14 +7,14 @@ import typing
 import pandas as pd
 
 from pipeline.cli.flags import yaml_value
-from pipeline.results import ResultsStore, read_part, read_trials
+from pipeline.store.results import ResultsStore, read_part, read_trials
 
 
 def test_parts_with_different_column_types_read_as_one_dataset(tmp_path):
     store = ResultsStore(tmp_path / "s")
-    store.record({"trial_id": "a", "status": "ok", "lr": 0.001, "n": 3}, None, None)
-    store.record({"trial_id": "b", "status": "failed", "lr": "1e-3", "error": "x"}, None, None)
-    store.record({"trial_id": "c", "status": "ok", "lr": 0.01, "n": None}, None, None)
+    store.record({"trial_id": "a", "status": "ok", "lr": 0.001, "n": 3})
+    store.record({"trial_id": "b", "status": "failed", "lr": "1e-3", "error": "x"})
+    store.record({"trial_id": "c", "status": "ok", "lr": 0.01, "n": None})
     trials = read_trials(tmp_path / "s").set_index("trial_id")
     assert len(trials) == 3 and trials.loc["b", "error"] == "x"
     assert ResultsStore(tmp_path / "s").finished_ids() == {"a", "c"}  # what --resume skips
@@ -26,9 +26,9 @@ def test_a_new_attempt_replaces_every_part_of_the_old_one(tmp_path):
     extra = tmp_path / "latent.parquet"
     pd.DataFrame({"z0": [1.0, 2.0]}).to_parquet(extra)
     epochs = pd.DataFrame({"epoch": [0, 1]})
-    store.record({"trial_id": "t", "status": "ok"}, epochs, None, {"latent": extra})
+    store.record({"trial_id": "t", "status": "ok"}, {"epochs": epochs, "latent": extra})
     assert len(read_part(folder, "latent")) == 2 and len(read_part(folder, "epochs")) == 2
-    store.record({"trial_id": "t", "status": "failed", "error": "boom"}, None, None)
+    store.record({"trial_id": "t", "status": "failed", "error": "boom"})
     assert not (folder / "latent" / "t.parquet").exists()  # no stale part of the old attempt
     assert read_part(folder, "epochs").empty and len(read_trials(folder)) == 1
 
@@ -36,7 +36,7 @@ def test_a_new_attempt_replaces_every_part_of_the_old_one(tmp_path):
 def test_parts_of_unfinished_or_failed_trials_are_not_read(tmp_path):
     folder = tmp_path / "s"
     store = ResultsStore(folder)
-    store.record({"trial_id": "f", "status": "failed"}, None, None)
+    store.record({"trial_id": "f", "status": "failed"})
     # a crash after a retry wrote its epochs but before its row: the failed row stands
     (folder / "epochs").mkdir(exist_ok=True)
     pd.DataFrame({"epoch": [0], "trial_id": ["f"]}).to_parquet(folder / "epochs" / "f.parquet")
@@ -51,7 +51,7 @@ def test_old_single_file_folders_are_read_with_new_parts(tmp_path):
         folder / "trials.parquet"
     )
     pd.DataFrame({"trial_id": ["a", "a"], "epoch": [0, 1]}).to_parquet(folder / "epochs.parquet")
-    ResultsStore(folder).record({"trial_id": "b", "status": "ok", "mu": 2}, None, None)
+    ResultsStore(folder).record({"trial_id": "b", "status": "ok", "mu": 2})
     trials = read_trials(folder).set_index("trial_id")
     assert len(trials) == 2 and trials.loc["b", "status"] == "ok"  # the part replaces the row
     assert len(read_part(folder, "epochs")) == 2

@@ -17,9 +17,9 @@ import mlflow
 import pytest
 
 from pipeline.config import ConfigError
-from pipeline.experiments import get_experiment, validate_trial_config
-from pipeline.results import read_part, read_trials
-from pipeline.sweepspec import expand, load_sweep
+from pipeline.experiment import get_experiment, validate_trial_config
+from pipeline.store.results import read_part, read_trials
+from pipeline.sweep.spec import expand, load_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 GNN2GNN = [sys.executable, "-m", "pipeline.cli"]
@@ -193,8 +193,8 @@ EXPERIMENT = Experiment(
 
 def test_failed_trial_is_retried_then_recorded_and_others_go_on(tmp_path, plugin, monkeypatch):
     """A plugin experiment (the fault lives in the test, not in the pipeline) fails once."""
-    from pipeline.sweep import run_sweep
-    from pipeline.sweepspec import trial_id
+    from pipeline.sweep.run import run_sweep
+    from pipeline.sweep.spec import trial_id
 
     plugin("flaky_experiment", FLAKY.replace('name="flaky"', 'name="flaky_experiment"'))
     (tmp_path / "markers").mkdir()
@@ -427,7 +427,7 @@ def test_embedded_ray_listens_on_loopback_only():
     import psutil
     import ray
 
-    from pipeline.sweep import init_ray
+    from pipeline.sweep.run import init_ray
 
     assert init_ray(None) is True
     try:
@@ -451,7 +451,7 @@ def test_embedded_ray_listens_on_loopback_only():
 
 
 def test_unreachable_address_fails_fast():
-    from pipeline.sweep import SweepError, check_address
+    from pipeline.sweep.run import SweepError, check_address
 
     with pytest.raises(SweepError, match="no Ray cluster at 127.0.0.1:1"):
         check_address("127.0.0.1:1")

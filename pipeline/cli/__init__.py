@@ -1,10 +1,11 @@
-"""The ``gnn2gnn`` command line, built from the installed experiments.
+"""The ``gnn2gnn`` command line, built from the installed experiments and command groups.
 
-``data`` (benchmark tables), ``train`` (one trial of an experiment; its options come from
-the experiment's Config), ``sweep`` and ``ui`` (Ray Tune sweeps, MLflow UI), ``tables``,
-``figures`` and ``report`` (every experiment's analysis), plus the commands experiments add
-(Info-NAS: ``pretrain``, ``evaluate``). Errors a user can cause (:class:`UserError`) print
-as one line without a traceback and exit with status 2.
+``train`` (one trial of an experiment; its options come from the experiment's Config),
+``sweep`` and ``ui`` (Ray Tune sweeps, MLflow UI) are the core's; every entry point of the
+``gnn2gnn.commands`` group (``add_parsers(subparsers)``) adds more: ``data`` (benchmark
+tables), ``tables``/``figures``/``report`` (the analysis), the papers' own commands. Errors a
+user can cause (:class:`UserError`) print as one line without a traceback and exit with
+status 2.
 """
 
 from __future__ import annotations
@@ -16,23 +17,38 @@ import sys
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
+import warnings  # noqa: E402
+from importlib.metadata import entry_points  # noqa: E402
+
 from pipeline.alloc import keep_large_allocations  # noqa: E402
-from pipeline.cli import analysis, data, sweep, train  # noqa: E402
+from pipeline.cli import sweep, train  # noqa: E402
 from pipeline.errors import UserError  # noqa: E402
-from pipeline.experiments import experiments  # noqa: E402
+
+COMMANDS = "gnn2gnn.commands"
+
+
+def command_groups() -> dict:
+    """Name -> ``add_parsers(subparsers)`` of every ``gnn2gnn.commands`` entry point."""
+    found = {}
+    for ep in entry_points(group=COMMANDS):
+        if ep.name in found:
+            continue
+        try:
+            found[ep.name] = ep.load()
+        except Exception as exc:  # one broken plugin must not stop the others
+            warnings.warn(f"commands {ep.name} ({ep.value}) not loaded: {exc!r}", stacklevel=2)
+    return found
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="gnn2gnn", description="GNN2GNN / Info-NAS reproduction pipeline"
+        prog="gnn2gnn", description="sweeps of the installed experiments, their trials and analysis"
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    data.add_parsers(sub)
     train.add_parsers(sub)
-    for exp in experiments().values():
-        exp.call("add_commands", sub)
     sweep.add_parsers(sub)
-    analysis.add_parsers(sub)
+    for _, add in sorted(command_groups().items()):
+        add(sub)
     return parser
 
 

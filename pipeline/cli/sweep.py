@@ -12,13 +12,13 @@ from pipeline.cli.common import log
 from pipeline.cli.flags import yaml_value
 from pipeline.config import PROFILES
 from pipeline.errors import UserError
-from pipeline.experiments import get_experiment, validate_trial_config
+from pipeline.experiment import experiments, get_experiment, validate_trial_config
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from pipeline.paths import workers_data_dir
-    from pipeline.sweep import run_sweep
-    from pipeline.sweepspec import load_sweep
+    from pipeline.sweep.run import run_sweep
+    from pipeline.sweep.spec import load_sweep
 
     spec = load_sweep(args.sweep, validate_trial_config)
     spec = override_sweep(spec, args.seeds, args.set)
@@ -27,8 +27,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         experiment=get_experiment(spec.trainable),
         profile=args.profile,
         results=args.results,
-        benchmark=args.benchmark,
-        dataset=args.dataset,
+        overrides=sweep_overrides(args, spec.trainable),
         address=args.address,
         resume=args.resume,
         max_concurrent=args.max_concurrent,
@@ -53,6 +52,39 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
+def override_options() -> list[tuple[str, list | None, list[str]]]:
+    """(field, its choices or None, the experiments that take it) for every sweep-wide
+    override an installed experiment offers (``Experiment.sweep_overrides``)."""
+    found: dict[str, tuple[list | None, list[str]]] = {}
+    for exp in experiments().values():
+        for name in exp.sweep_overrides:
+            info = exp.config.model_fields[name]
+            args = [a for a in getattr(info.annotation, "__args__", ()) if isinstance(a, str)]
+            choices, owners = found.get(name, ([], []))
+            if choices is not None:
+                choices = list(dict.fromkeys([*choices, *args])) if args else None
+            found[name] = (choices, [*owners, exp.name])
+    return [(name, choices, owners) for name, (choices, owners) in found.items()]
+
+
+def sweep_overrides(args: argparse.Namespace, experiment: str) -> dict:
+    """The sweep-wide overrides given on the command line; a UserError naming the option
+    when the sweep's experiment does not take it."""
+    given = {
+        name: getattr(args, f"override_{name}")
+        for name, _, _ in override_options()
+        if getattr(args, f"override_{name}", None) is not None
+    }
+    allowed = set(get_experiment(experiment).sweep_overrides)
+    for name in given:
+        if name not in allowed:
+            raise UserError(
+                f"--{name.replace('_', '-')}: experiment {experiment} has no such sweep-wide "
+                f"field (it takes: {sorted(allowed) or 'none'})"
+            )
+    return given
+
+
 def override_sweep(spec, seeds: int | None, sets: list[str] | None):
     """The sweep with ``--seeds N`` (seeds 0..N-1) and ``--set KEY=VALUE`` (YAML values,
     applied to every trial's base config) applied; the trials are validated again later."""
@@ -75,8 +107,8 @@ def override_sweep(spec, seeds: int | None, sets: list[str] | None):
 def cmd_ui(args: argparse.Namespace) -> int:
     import subprocess
 
-    from pipeline.storage import Location
-    from pipeline.tracking import tracking_uri
+    from pipeline.store.location import Location
+    from pipeline.store.tracking import tracking_uri
 
     results = Location.of(args.results)
     folder = results / args.sweep if args.sweep else results
@@ -118,13 +150,14 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("sweep", help="run a sweep file with Ray Tune (Parquet + MLflow)")
     p.add_argument("sweep", help="sweep file, e.g. sweeps/ablation.yaml")
     p.add_argument("--profile", choices=PROFILES, default="cpu")
-    p.add_argument(
-        "--benchmark",
-        choices=["nasbench101", "natsbench"],
-        default=None,
-        help="override the file's benchmark",
-    )
-    p.add_argument("--dataset", choices=["cifar10", "cifar100", "ImageNet16-120"], default=None)
+    for name, choices, owners in override_options():
+        p.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=f"override_{name}",
+            choices=choices,
+            default=None,
+            help=f"set {name} for every trial of the file ({', '.join(owners)})",
+        )
     p.add_argument(
         "--results",
         default="results",

@@ -14,7 +14,7 @@ from pathlib import Path
 from pipeline.cli.common import log, print_result
 from pipeline.cli.flags import add_config_options, config_from_args
 from pipeline.errors import UserError
-from pipeline.experiments import experiments
+from pipeline.experiment import experiments
 
 PROGRESS_SKIP = ("epoch_seconds",)
 
@@ -29,7 +29,7 @@ def _progress_line(row: dict) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from pipeline.io import write_trial_outputs
+    from pipeline.store.io import write_trial_outputs
 
     exp = experiments()[args.experiment]
     config = config_from_args(args, args.config_keys, exp.config)

@@ -8,11 +8,19 @@ from pathlib import Path
 
 from pipeline.nas import nasbench101, natsbench
 from pipeline.nas.table import Benchmark, BenchmarkError, Split
-from pipeline.paths import resolve_data_dir
+from pipeline.paths import ENV_VAR, DataNotFoundError, resolve_data_dir
 
 __all__ = ["BENCHMARKS", "Benchmark", "BenchmarkError", "Split", "load_benchmark"]
 
 BENCHMARKS = ("nasbench101", "natsbench")  # the one list every command reads
+
+HOW_TO_GET_DATA = (
+    "Download the official files (NAS-Bench-101: nasbench_only108.tfrecord from "
+    "https://github.com/google-research/nasbench; NATS-Bench: NATS-tss-v1_0-3ffb9-simple from "
+    "https://github.com/D-X-Y/NATS-Bench), put them in one folder, run "
+    "`gnn2gnn data convert FOLDER/<official file>` on each, and pass --data-dir FOLDER or set "
+    f"{ENV_VAR}=FOLDER."
+)
 
 _CACHE: dict[tuple, Benchmark] = {}
 
@@ -32,7 +40,10 @@ def load_benchmark(
     """
     if name not in BENCHMARKS:
         raise BenchmarkError(f"unknown benchmark {name!r}; expected one of {list(BENCHMARKS)}")
-    root = resolve_data_dir(data_dir)
+    try:
+        root = resolve_data_dir(data_dir)
+    except DataNotFoundError as exc:
+        raise DataNotFoundError(exc.what, HOW_TO_GET_DATA) from None
     if name == "nasbench101":
         if dataset != "cifar10":
             raise BenchmarkError(f"NAS-Bench-101 has CIFAR-10 only, got dataset {dataset!r}")

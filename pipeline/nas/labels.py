@@ -179,8 +179,8 @@ class RowLookup:
 
 def _cached_table_keys(bench, n: int) -> np.ndarray:
     """:func:`table_keys` through the on-disk cache (keyed by the table's fingerprint)."""
-    from pipeline.io import atomic_path
     from pipeline.paths import cache_dir
+    from pipeline.store.io import atomic_path
 
     rows = hashlib.sha256("".join(bench.hashes.tolist()).encode()).hexdigest()[:12]
     path = cache_dir() / f"rowkeys-{bench.name}-{bench.fingerprint}-{rows}-n{n}-v2.npy"

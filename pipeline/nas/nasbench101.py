@@ -18,10 +18,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.io import atomic_write_parquet
 from pipeline.nas.spaces import NASBENCH101
 from pipeline.nas.table import Benchmark, BenchmarkError, file_fingerprint, pack_cells
 from pipeline.nas.tfrecord import read_nasbench_tfrecord
+from pipeline.store.io import atomic_write_parquet
 
 PARQUET_NAME = "nasbench101.parquet"
 NUM_CELLS = 423_624  # unique cells of the space (<= 7 vertices, <= 9 edges, pruned)

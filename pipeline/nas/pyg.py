@@ -87,7 +87,7 @@ class BenchmarkDataset(InMemoryDataset):
 
     def process(self) -> None:
         data, slices = _collated(self.bench)
-        from pipeline.io import atomic_path
+        from pipeline.store.io import atomic_path
 
         with atomic_path(self.processed_paths[0]) as tmp:  # PyG's own file layout
             torch.save((data.to_dict(), slices, Data), tmp)

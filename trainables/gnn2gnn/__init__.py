@@ -1,16 +1,16 @@
 """GNN2GNN (paper 000) as an experiment: the trial (GNN2GNN and its MolGAN-like, RNN and
-Erdos-Renyi baselines), its config and profiles, and Tables 1-6 with their figures.
+Erdos-Renyi baselines), its config and profiles; its tables are in ``analysis.gnn2gnn``.
 
-Modules: ``config`` (typed config, profiles), ``parts`` (generator by name, optimiser,
-lambda schedule, sampling, row choice), ``trial`` (training and evaluation), ``tables``,
-``render``, ``figures`` and ``report`` (analysis of a results folder).
+Modules: ``config`` (typed config, profiles), ``generators``, ``edgeform``, ``critics`` and
+``layers`` (the models), ``metrics``, ``parts`` (generator by name, optimiser, lambda
+schedule, sampling, row choice), ``trial`` (training and evaluation), ``packed`` (trials
+trained as one batched model).
 """
 
 from __future__ import annotations
 
-from pipeline.experiment import Experiment
+from pipeline.experiment import Experiment, Reporter, TrialResult
 from pipeline.nas.table import Benchmark
-from pipeline.trial import Reporter, TrialResult
 from trainables.gnn2gnn.config import PROFILES, GNN2GNNConfig
 from trainables.gnn2gnn.parts import lambda_at
 from trainables.gnn2gnn.trial import Trial
@@ -45,6 +45,15 @@ def run_packed(
     return run([EXPERIMENT.make_config(c) for c in configs], reporters, progress, bench)
 
 
+def apply_overrides(config: dict, overrides: dict) -> dict:
+    """``gnn2gnn sweep --benchmark/--dataset``: a file's trials moved to another benchmark
+    (NAS-Bench-101 has CIFAR-10 only, so its data set follows unless one is given)."""
+    cfg = {**config, **overrides}
+    if overrides.get("benchmark") == "nasbench101" and "dataset" not in overrides:
+        cfg["dataset"] = "cifar10"
+    return cfg
+
+
 EXPERIMENT = Experiment(
     name="gnn2gnn",
     description="GNN2GNN and its baselines: generate cells, score them on the benchmark",
@@ -54,9 +63,9 @@ EXPERIMENT = Experiment(
     progress_metric="mean_acc",
     run_name_fields=("model", "mu", "tau", "lambda", "seed"),
     tag_fields=("profile", "benchmark", "dataset", "model"),
-    write_tables="trainables.gnn2gnn.render:write_tables",
-    write_figures="trainables.gnn2gnn.figures:write_figures",
-    report="trainables.gnn2gnn.report:report_sections",
+    info_tags=("label", "coverage_note"),
+    sweep_overrides=("benchmark", "dataset"),
+    apply_overrides=apply_overrides,
     claims_old_train_form=True,
     pack_key=pack_key,
     run_packed=run_packed,

@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from pipeline.experiment import Reporter, TrialResult
 from pipeline.nas.graphs import Graphs
 from pipeline.nas.labels import RowLookup
-from pipeline.trial import Reporter, TrialResult
 from trainables.gnn2gnn.config import GNN2GNNConfig
 from trainables.gnn2gnn.packed_models import PackedModels, PackedOptimizer
 from trainables.gnn2gnn.parts import lambda_at

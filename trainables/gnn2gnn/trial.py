@@ -46,13 +46,13 @@ import torch
 import torch.nn.functional as F
 
 import trainables.gnn2gnn.parts as parts
+from pipeline.experiment import Reporter, TrialResult, pick_device
 from pipeline.nas.benchmarks import Benchmark, load_benchmark
 from pipeline.nas.cells import table_to_dense
 from pipeline.nas.decode import CellDecoder, TranslatingDecoder
 from pipeline.nas.graphs import Graphs
 from pipeline.nas.labels import RowLookup
 from pipeline.nas.spaces import OP_TRANSFER
-from pipeline.trial import Reporter, TrialResult, pick_device
 from trainables.gnn2gnn.config import DEFAULT_ACC_THRESHOLD, GNN2GNNConfig
 from trainables.gnn2gnn.critics import Discriminator, Valuer
 from trainables.gnn2gnn.metrics import Reference, generation_metrics, reference_metrics
@@ -393,9 +393,11 @@ class Trial:
         return TrialResult(
             metrics=metrics,
             epochs=rows,
-            generated=generated_rows(self, keys, hashes),
+            tables={
+                "generated": generated_rows(self, keys, hashes),
+                "reference": reference_metrics(self.reference, cfg.num_generated),
+            },
             state=state,
             info=trial_info(self),
             full_config=cfg.model_dump(by_alias=True),
-            frames={"reference": reference_metrics(self.reference, cfg.num_generated)},
         )

@@ -6,9 +6,8 @@ tables and figures of an ``io_embedding`` sweep (``analysis``)."""
 
 from __future__ import annotations
 
-from pipeline.experiment import Experiment
+from pipeline.experiment import Experiment, Reporter, TrialResult
 from pipeline.nas.table import Benchmark
-from pipeline.trial import Reporter, TrialResult
 from trainables.infonas.config import PROFILES, IOEmbeddingConfig, check
 from trainables.infonas.trial import IOTrial
 
@@ -33,10 +32,7 @@ EXPERIMENT = Experiment(
     run_name_fields=("model", "same_batches", "seed"),
     tag_fields=("profile", "benchmark", "dataset", "model"),
     check=check,
-    write_tables="trainables.infonas.analysis:write_infonas_tables",
-    write_figures="trainables.infonas.analysis:write_infonas_figures",
-    report="trainables.infonas.analysis:report_sections",
-    add_commands="trainables.infonas.cli:add_commands",
+    info_tags=("label", "coverage_note"),
 )
 
 

@@ -30,9 +30,9 @@ import numpy as np
 import torch
 
 from pipeline.errors import UserError
-from pipeline.io import atomic_path
 from pipeline.nas.table import file_fingerprint
 from pipeline.paths import cache_dir
+from pipeline.store.io import atomic_path
 
 CLASSES = (
     "airplane",

@@ -10,7 +10,7 @@ from pathlib import Path
 from pipeline.cli.common import log, print_result
 from pipeline.config import PROFILES as PROFILES_NAMES
 from pipeline.errors import UserError
-from pipeline.storage import Location
+from pipeline.store.location import Location
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
@@ -79,8 +79,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Prediction + search on any latent table (e.g. a trial's --out latent.parquet)."""
     import pandas as pd
 
-    from pipeline.io import atomic_write_parquet
     from pipeline.nas.benchmarks import load_benchmark
+    from pipeline.store.io import atomic_write_parquet
     from trainables.infonas.config import PROFILES
     from trainables.infonas.evaluate import evaluate_latent
 
@@ -136,6 +136,6 @@ def add_evaluate_parser(sub) -> None:
     p.set_defaults(func=cmd_evaluate)
 
 
-def add_commands(sub) -> None:
+def add_parsers(sub) -> None:
     add_pretrain_parser(sub)
     add_evaluate_parser(sub)

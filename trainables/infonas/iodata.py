@@ -37,7 +37,7 @@ import pydantic
 
 from pipeline.config import StrictModel
 from pipeline.errors import UserError
-from pipeline.storage import Location
+from pipeline.store.location import Location
 
 
 class IODataError(UserError, FileNotFoundError):
@@ -122,7 +122,7 @@ class IODataset:
     def save(self, out) -> Location:
         """Targets as one ``.npy`` per split and ``index.parquet`` (split, network, images),
         in a folder or under a URI, each file whole or not at all."""
-        from pipeline.results import write_parquet
+        from pipeline.store.results import write_parquet
 
         out = Location.of(out)
         out.mkdir()

@@ -5,7 +5,7 @@ search space -- training networks from the training part, validation networks fr
 validation part (:func:`trainables.infonas.iodata.space_split`) -- and trains each one as a Ray task
 (embedded local Ray by default, a cluster with ``address``; a fraction of a GPU per task when
 the cluster has GPUs). The folder is a local (or NFS) path or a URI on object storage
-(``s3://...``; see :mod:`pipeline.storage`): each task writes its files there, whole or not
+(``s3://...``; see :mod:`pipeline.store.location`): each task writes its files there, whole or not
 at all. Per network, in ``<folder>/networks/<hash>/``:
 
 - ``checkpoint.pt``: the trained weights (state dict) and the cell;
@@ -37,8 +37,8 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.config import ConfigError
-from pipeline.storage import Location
-from pipeline.trial import pick_device
+from pipeline.experiment import pick_device
+from pipeline.store.location import Location
 from trainables.infonas.pretrain_config import PROFILES, PretrainConfig, make_config
 
 __all__ = ["PROFILES", "PretrainConfig", "make_config", "run_pretraining", "train_network"]
@@ -111,7 +111,7 @@ def train_network(
 ) -> dict:
     """Train one network and write its files (see module docstring); returns its record."""
     from pipeline.nas.cells import Cell
-    from pipeline.worker import node_data_dir
+    from pipeline.sweep.worker import node_data_dir
     from trainables.infonas.cifar10 import augment, augment_draws, load_cifar10, to_tensor
     from trainables.infonas.nb101net import NB101Network, count_parameters
 
@@ -236,7 +236,7 @@ def _images_file(folder: Location, cfg: PretrainConfig, selection: dict, fingerp
 
 def write_index(folder: Location, roles: dict[str, str], bench) -> pd.DataFrame:
     """networks.parquet: one row per finished network (role, test accuracy, benchmark label)."""
-    from pipeline.results import write_parquet
+    from pipeline.store.results import write_parquet
 
     rows = []
     for h, role in roles.items():
@@ -263,7 +263,7 @@ def run_pretraining(
     import ray
 
     from pipeline.nas.benchmarks import load_benchmark
-    from pipeline.sweep import init_ray
+    from pipeline.sweep.run import init_ray
     from trainables.infonas.cifar10 import load_cifar10
 
     cfg = make_config(config)

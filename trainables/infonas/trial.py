@@ -36,9 +36,9 @@ import numpy as np
 import torch
 
 from pipeline.config import ConfigError
+from pipeline.experiment import Reporter, TrialResult, pick_device
 from pipeline.nas.benchmarks import Benchmark, load_benchmark
 from pipeline.nas.cells import table_to_dense
-from pipeline.trial import Reporter, TrialResult, pick_device
 from trainables.infonas.arch2vec import Arch2Vec, IOModel
 from trainables.infonas.config import NUM_NODES, IOEmbeddingConfig, decode_to_cells
 from trainables.infonas.iodata import (
@@ -337,11 +337,10 @@ class IOTrial:
         return TrialResult(
             metrics=metrics,
             epochs=epochs,
-            generated=[],
+            tables=frames,
             state={"model": state},
             info=self.info(),
             full_config=cfg.model_dump(),
-            frames=frames,
         )
 
     def evaluate(self, latent: dict, metrics: dict) -> dict[str, list[dict]]:

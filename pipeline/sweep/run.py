@@ -16,15 +16,15 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-import pandas as pd
+import pyarrow.parquet as pq
 
 from pipeline.errors import UserError
-from pipeline.experiment import Experiment
-from pipeline.results import PARTS, ResultsStore
-from pipeline.storage import Location, storage_env
-from pipeline.sweepspec import SweepSpec, expand, trial_id
-from pipeline.tracking import SweepTracker
-from pipeline.worker import tune_entry
+from pipeline.experiment import Experiment, default_experiment
+from pipeline.store.location import Location, storage_env
+from pipeline.store.results import ResultsStore
+from pipeline.store.tracking import SweepTracker
+from pipeline.sweep.spec import SweepSpec, expand, trial_id
+from pipeline.sweep.worker import tune_entry
 
 # Keep the embedded Ray quiet (loopback: see pipeline/__init__.py and DESIGN: pitfalls).
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -95,7 +95,7 @@ class Progress:
 
     name: str
     total: int
-    metric: str = "mean_acc"
+    metric: str | None = None  # the experiment's progress metric (None: no best shown)
     log: Callable[[str], None] = print
     done: int = 0
     failed: int = 0
@@ -108,10 +108,10 @@ class Progress:
         finished = self.done + self.failed
         eta = "?" if not finished else f"{elapsed / finished * (self.total - finished):.0f}s"
         best = "-" if self.best is None else f"{self.best:.3f}"
+        best = f"best {self.metric} {best}, " if self.metric else ""
         self.log(
             f"[{self.name}] {event}: {self.done}/{self.total} done, {self.running} running, "
-            f"{self.failed} failed, best {self.metric} {best}, {elapsed:.0f}s elapsed, "
-            f"ETA {eta}"
+            f"{self.failed} failed, {best}{elapsed:.0f}s elapsed, ETA {eta}"
         )
 
 
@@ -204,26 +204,20 @@ def _tune_callback_class():
                 "ok",
                 {**result.get("full_config", {}), **result["info"], **metrics, "error": None},
             )
-            epochs = pd.read_parquet(folder / "epochs.parquet")
-            generated = pd.read_parquet(folder / "generated.parquet")
-            extra = {p.stem: p for p in folder.glob("*.parquet") if p.stem not in PARTS}
-            self.store.record(row, epochs, generated, extra)
+            tables = {p.stem: p for p in sorted(folder.glob("*.parquet"))}
+            self.store.record(row, tables)
+            steps = pq.read_metadata(tables["epochs"]).num_rows
             run = self.runs[tid]
-            self.tracker.log_metrics(
-                run, {f"final_{k}": v for k, v in metrics.items()}, step=len(epochs)
-            )
+            self.tracker.log_metrics(run, {f"final_{k}": v for k, v in metrics.items()}, step=steps)
             self.tracker.finish(
                 run,
                 "FINISHED",
                 folder,
-                {
-                    "label": result["info"].get("label", ""),
-                    "coverage_note": result["info"].get("coverage_note", ""),
-                },
+                {k: result["info"].get(k, "") for k in self.meta["info_tags"]},
             )
             self.progress.running -= 1
             self.progress.done += 1
-            value = metrics.get(self.progress.metric)
+            value = metrics.get(self.progress.metric) if self.progress.metric else None
             if value is not None and value == value:
                 self.progress.best = max(value, self.progress.best or value)
             self.progress.line(f"finished {tid}")
@@ -236,7 +230,7 @@ def _tune_callback_class():
             error = error or str(getattr(trial, "error_msg", "") or "trial failed")
             for member in self._members(trial):
                 tid = member["trial_id"]
-                self.store.record(self._row(trial, member, "failed", {"error": error}), None, None)
+                self.store.record(self._row(trial, member, "failed", {"error": error}))
                 run = self.runs.get(tid)
                 if run is not None:
                     self.tracker.finish(run, "FAILED", None, {"error": error.strip()[-1000:]})
@@ -265,8 +259,7 @@ def run_sweep(
     experiment: Experiment,
     profile: str,
     results: str | Path | Location,
-    benchmark: str | None = None,
-    dataset: str | None = None,
+    overrides: dict | None = None,
     address: str | None = None,
     resume: bool = False,
     max_concurrent: int | None = None,
@@ -281,7 +274,9 @@ def run_sweep(
     dataset and Tune's storage (checkpoints, through which trial outputs reach the driver)
     go there. ``data_dir`` (a path every node has, or a URI each node copies once; see
     :func:`pipeline.paths.stage_data`) is handed to every trial that does not set its own;
-    it is not part of the trial id. ``tracking_uri``: see :func:`pipeline.tracking.tracking_uri`.
+    it is not part of the trial id. ``overrides``: fields set for every trial (the
+    experiment's :attr:`~Experiment.sweep_overrides`, e.g. ``--benchmark``). ``tracking_uri``: see
+    :func:`pipeline.store.tracking.tracking_uri`.
     ``pack`` (default: the file's ``pack``): up to that many pending trials the experiment
     can train together (:meth:`Experiment.pack_groups`) run as one Ray trial; each member
     still gets its own Parquet row and MLflow run, and a resumed sweep re-runs exactly the
@@ -291,15 +286,17 @@ def run_sweep(
 
     t0 = time.monotonic()
     folder = Location.of(results) / spec.name
+    if spec.trainable is None:  # a spec built in code, not read from a file
+        spec = spec.model_copy(update={"trainable": default_experiment()})
     if experiment.name != spec.trainable:
         raise SweepError(f"sweep {spec.name} runs {spec.trainable}, not {experiment.name}")
     trials = expand(
         spec,
         profile,
-        benchmark,
-        dataset,
+        overrides,
         source=spec.name,
         validate_config=lambda _, cfg, where: experiment.make_config(cfg, where),
+        override=experiment.override,
     )
     store = ResultsStore(folder)
     finished = store.finished_ids()
@@ -364,6 +361,7 @@ def run_sweep(
             "make_config": experiment.make_config,
             "tag_fields": experiment.tag_fields,
             "run_name_fields": experiment.run_name_fields,
+            "info_tags": experiment.info_tags,
         }
         progress = Progress(spec.name, len(pending), metric=experiment.progress_metric, log=log)
         callback = _tune_callback_class()(store, tracker, meta, progress)

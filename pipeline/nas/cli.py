@@ -54,8 +54,8 @@ def cmd_data_lookup(args: argparse.Namespace) -> int:
 
 
 def cmd_data_convert(args: argparse.Namespace) -> int:
-    from pipeline.io import atomic_write_parquet
     from pipeline.nas import nasbench101, natsbench
+    from pipeline.store.io import atomic_write_parquet
 
     src = Path(args.source)
     if src.is_file() and src.suffix == ".tfrecord":

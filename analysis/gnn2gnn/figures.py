@@ -13,8 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from analysis.figures import save_figure  # noqa: E402
-from pipeline.results import experiment_sweeps, read_part  # noqa: E402
-from trainables.gnn2gnn.tables import METRIC_TITLES, METRICS, BuiltTable, sweep_tables  # noqa: E402
+from analysis.gnn2gnn.tables import METRIC_TITLES, METRICS, BuiltTable, sweep_tables  # noqa: E402
+from pipeline.store.results import experiment_sweeps, read_part  # noqa: E402
 
 UNITS = " (%)"
 

@@ -1,24 +1,27 @@
-"""Sweep files: schema, validation and expansion into trials.
+"""Sweep files: schema, validation and expansion into trials; the only home of the sweep
+defaults (a file says only what differs from them).
 
 A sweep file (``sweeps/*.yaml``)::
 
     name: ablation                 # results go to <results>/<name>/
     description: Table 1 ...
     table: 1                       # paper table this sweep regenerates (optional)
-    trainable: gnn2gnn             # kind of trial
+    trainable: gnn2gnn             # the experiment (default: the one that claims files
+                                   # without it, GNN2GNN)
     seeds: 3                       # an int n (seeds 0..n-1) or a list of seeds
-    resources: {cpu: 1, gpu: 0.25} # per trial; gpu is used only when the cluster has GPUs
-    retries: 1                     # extra attempts for a trial that raises
+    resources: {cpu: 1, gpu: 0.25} # per trial (the default); gpu only where GPUs exist
+    retries: 1                     # extra attempts for a trial that raises (the default)
     pack: 1                        # trials packed into one batched model (optional)
-    base: {benchmark: nasbench101, valuer: C, top_n_removed: 10}   # fixed config fields
+    base: {top_n_removed: 10}      # fixed config fields
     grid: {mu: [1, 2], tau: [0.01, 0.1], lambda: [1, 0.5, 0.1, 0.01]}   # cartesian product
     variants:                      # optional: a union of partial configs, each x grid
       - {model: gnn2gnn}
       - {model: random}
 
 The profile (``smoke``/``cpu``/``paper``) is chosen on the command line and changes only
-sizes; ``--benchmark``/``--dataset`` override the file's benchmark. Each trial's id is a
-hash of its full config, so a resumed sweep recognises finished trials.
+sizes; the experiment's sweep-wide overrides (``gnn2gnn sweep --benchmark ...``) set fields
+of every trial. Each trial's id is a hash of its full config, so a resumed sweep recognises
+finished trials.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,7 @@ import pydantic
 import yaml
 
 from pipeline.config import PROFILES, ConfigError, StrictModel, validate
+from pipeline.experiment import default_experiment
 
 
 class Resources(StrictModel):
@@ -52,8 +56,10 @@ class SweepSpec(StrictModel):
     name: str = pydantic.Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     table: int | None = None
-    trainable: str = (
-        "gnn2gnn"  # a key of an experiment (pipeline.experiments); checked by the validator
+    trainable: str | None = pydantic.Field(
+        None,
+        description="the experiment (an entry point of gnn2gnn.experiments); none: the one "
+        "that claims sweep files without it",
     )
     seeds: int | list[int] = 3
     resources: Resources = Resources()
@@ -93,7 +99,7 @@ Validator = Callable[[str, dict, str], None]  # (trainable, config, where) -> ra
 def load_sweep(path: str | Path, validate_config: Validator | None = None) -> SweepSpec:
     """Read and validate a sweep file; ConfigError naming the file and field otherwise.
 
-    ``validate_config`` checks each expanded trial config (the trainables' own schema)."""
+    ``validate_config`` checks each expanded trial config (its experiment's own Config)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: sweep file not found")
@@ -104,6 +110,11 @@ def load_sweep(path: str | Path, validate_config: Validator | None = None) -> Sw
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of sweep fields at the top level")
     spec = validate(SweepSpec, data, str(path))
+    if spec.trainable is None:
+        default = default_experiment()
+        if default is None:
+            raise ConfigError(f"{path}: trainable: missing (no installed experiment is a default)")
+        spec = spec.model_copy(update={"trainable": default})
     # every expanded trial must be a valid trial config: check once, name the first bad one
     expand(spec, "smoke", source=str(path), validate_config=validate_config)
     return spec
@@ -112,14 +123,17 @@ def load_sweep(path: str | Path, validate_config: Validator | None = None) -> Sw
 def expand(
     spec: SweepSpec,
     profile: str,
-    benchmark: str | None = None,
-    dataset: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
     source: str = "sweep",
     validate_config: Validator | None = None,
+    override: Callable[[dict, Mapping[str, Any]], dict] | None = None,
 ) -> list[dict]:
-    """All trial configs of the sweep at a profile: variants x grid x seeds, validated."""
+    """All trial configs of the sweep at a profile: variants x grid x seeds, with the
+    sweep-wide ``overrides`` (applied by the experiment's ``override``; default: set the
+    fields), validated."""
     if profile not in PROFILES:
         raise ConfigError(f"{source}: profile {profile!r}; expected one of {list(PROFILES)}")
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     keys = list(spec.grid)
     trials = []
     for variant in spec.variants:
@@ -132,12 +146,8 @@ def expand(
                     "seed": seed,
                     "profile": profile,
                 }
-                if benchmark is not None:
-                    cfg["benchmark"] = benchmark
-                    if benchmark == "nasbench101":
-                        cfg["dataset"] = "cifar10"
-                if dataset is not None:
-                    cfg["dataset"] = dataset
+                if overrides:
+                    cfg = override(cfg, overrides) if override else {**cfg, **overrides}
                 if validate_config is not None:
                     validate_config(spec.trainable, cfg, f"{source}: trial {cfg}")
                 trials.append(cfg)

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.stats import mean_ci
-from pipeline.results import experiment_sweeps, fingerprint, read_part
+from pipeline.store.results import experiment_sweeps, fingerprint, read_part
 
 PUBLISHED_CSV = Path(__file__).with_name("published.csv")
 METRICS = (

@@ -1,14 +1,16 @@
-"""``gnn2gnn tables | figures | report``: every experiment's analysis of a results folder."""
+"""``gnn2gnn tables | figures | report`` (and ``python -m analysis ...``): every paper's
+analysis of a results folder."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from analysis.report import FORMATS, write_figures, write_report, write_tables
 from pipeline.errors import UserError
-from pipeline.report import FORMATS, write_figures, write_report, write_tables
-from pipeline.results import sweep_folders
-from pipeline.storage import Location
+from pipeline.store.location import Location
+from pipeline.store.results import sweep_folders
 
 
 def _results_folder(path: str) -> Location:
@@ -65,3 +67,17 @@ def add_parsers(sub) -> None:
         if name == "tables":
             p.add_argument("--format", default=",".join(FORMATS))
         p.set_defaults(func=func)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m analysis``: the analysis commands alone (errors as one line, exit 2)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis", description="tables, figures and the report from results"
+    )
+    add_parsers(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"analysis: error: {exc}", file=sys.stderr)
+        return 2

@@ -60,15 +60,14 @@ def write_json(obj, path: Path) -> None:
 
 
 def write_trial_outputs(out: Path, config: dict, result) -> Path:
-    """One trial's files: generated.parquet, epochs.parquet, result.json, model.pt, and one
-    ``<name>.parquet`` per extra table of the result (``result.frames``, e.g. latent)."""
+    """One trial's files: epochs.parquet, one ``<name>.parquet`` per table of the result
+    (``result.tables``: generated cells, latent, ...), result.json and model.pt."""
     import torch
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_parquet(pd.DataFrame(result.generated), out / "generated.parquet")
     atomic_write_parquet(pd.DataFrame(result.epochs), out / "epochs.parquet")
-    for name, rows in getattr(result, "frames", {}).items():
+    for name, rows in result.tables.items():
         atomic_write_parquet(pd.DataFrame(rows), out / f"{name}.parquet")
     with atomic_path(out / "model.pt") as tmp:
         torch.save(result.state, tmp)

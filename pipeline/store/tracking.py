@@ -19,7 +19,7 @@ from mlflow.entities import Metric, Param, RunTag  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from pipeline.paths import cache_dir  # noqa: E402
-from pipeline.storage import Location  # noqa: E402
+from pipeline.store.location import Location  # noqa: E402
 
 
 def tracking_uri(folder, explicit: str | None = None) -> str:

@@ -1,6 +1,6 @@
 """Info-NAS results from an ``io_embedding`` sweep folder: tables and figures.
 
-Reads only Parquet (:mod:`pipeline.results`): the sweep's trials and epochs, and the
+Reads only Parquet (:mod:`pipeline.store.results`): the sweep's trials and epochs, and the
 per-trial tables ``prediction`` and ``search`` the trials wrote.
 
 Tables (Markdown, CSV, LaTeX), each mean +- half-width of the 95% Student-t interval (n):
@@ -28,10 +28,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from analysis.figures import save_figure  # noqa: E402
-from analysis.render import write_frame  # noqa: E402
+from analysis.render import (
+    FORMATS,  # noqa: E402
+    write_frame,  # noqa: E402
+)
 from analysis.stats import mean_ci, t_half_width  # noqa: E402
-from pipeline.report import FORMATS  # noqa: E402
-from pipeline.results import experiment_sweeps, fingerprint, read_part, read_trials  # noqa: E402
+from pipeline.store.results import experiment_sweeps, fingerprint, read_part, read_trials  # noqa: E402
 
 REFERENCE = {"rmse": 0.018, "pearson_r": 0.67}  # arch2vec paper, as quoted by Info-NAS
 MODELS = ("arch2vec", "arch2vec (IO batches)", "io-embedding")
@@ -328,3 +330,9 @@ def report_sections(results: Path, written: list[Path]) -> list[str]:
     for p in tables:
         lines += [p.read_text(), f"([{p.name}]({p.name}), with .csv and .tex beside it)", ""]
     return lines
+
+
+# The interface every paper's analysis gives :mod:`analysis.report`.
+EXPERIMENT = "io_embedding"
+write_tables = write_infonas_tables
+write_figures = write_infonas_figures

@@ -169,7 +169,7 @@ class Location:
     def write_bytes(self, data: bytes) -> None:
         """The whole file or nothing (see the module docstring)."""
         if self.is_local:
-            from pipeline.io import atomic_path
+            from pipeline.store.io import atomic_path
 
             with atomic_path(self.path) as tmp:
                 tmp.write_bytes(data)

@@ -3,8 +3,8 @@
 ``<results>/<sweep>/trials/<trial_id>.parquet``     the trial's row (config, info, final
                                                     metrics, status), written last
 ``<results>/<sweep>/epochs/<trial_id>.parquet``     one row per epoch
-``<results>/<sweep>/generated/<trial_id>.parquet``  the trial's generated cells
-``<results>/<sweep>/<table>/<trial_id>.parquet``    extra tables (``latent``, ``reference``, ...)
+``<results>/<sweep>/<table>/<trial_id>.parquet``    the trial's tables (``generated`` cells,
+                                                    ``latent``, ``reference``, ...)
 
 Each part is written atomically and a trial's row comes last, so the ``trials`` part is
 the record of what finished: parts of a trial without one (a crash between the two) are
@@ -14,10 +14,10 @@ no rows in memory. Readers (:func:`read_trials`, :func:`read_part`) read each fo
 one ``pyarrow.dataset`` dataset with the union of the parts' columns.
 
 A results folder may be a local (or NFS) path or a URI on object storage (``s3://``,
-``gs://``; see :mod:`pipeline.storage`): every function here takes either.
+``gs://``; see :mod:`pipeline.store.location`): every function here takes either.
 
 Folders written before the parts layout (``trials.parquet``, ``epochs.parquet``,
-``generated.parquet`` at the sweep's top) are read too; a trial recorded again in the new
+``<table>.parquet`` at the sweep's top) are read too; a trial recorded again in the new
 layout replaces its old row. Nothing converts them; new trials of a resumed old sweep add
 parts beside the old files.
 """
@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -34,11 +35,10 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from pipeline.io import atomic_write_parquet
-from pipeline.storage import Location
+from pipeline.store.io import atomic_write_parquet
+from pipeline.store.location import Location
 
 TRIALS = "trials"
-PARTS = ("epochs", "generated")  # per-trial tables every trial has
 
 Where = str | os.PathLike | Location  # a local folder or a URI (``s3://...``, ``gs://...``)
 
@@ -114,8 +114,9 @@ def read_trials(folder: Where) -> pd.DataFrame:
 
 
 def read_part(folder: Where, name: str, trial_ids: set[str] | None = None) -> pd.DataFrame:
-    """A per-trial table (``epochs``, ``generated`` or an extra table such as ``latent``)
-    of the finished trials (status ok; or of ``trial_ids``), with a ``trial_id`` column."""
+    """A per-trial table (``epochs`` or one a trial returned, such as ``generated``) of the
+    finished trials (status ok; or of ``trial_ids``), with a ``trial_id`` column (each
+    part's file name; parts written before the column was stored lack it)."""
     folder = Location.of(folder)
     if trial_ids is None:
         trials = read_trials(folder)
@@ -123,7 +124,7 @@ def read_part(folder: Where, name: str, trial_ids: set[str] | None = None) -> pd
         trial_ids = set(ok["trial_id"]) if len(ok) else set()
     files = [f for f in _files(folder / name) if f.stem in trial_ids]
     new = read_dataset(files)
-    if len(new) and "trial_id" not in new:  # extra tables carry no id column
+    if len(new) and ("trial_id" not in new or new["trial_id"].isna().any()):
         counts = [pq.read_metadata(f.path, filesystem=f.fs).num_rows for f in files]
         new["trial_id"] = [f.stem for f, n in zip(files, counts, strict=True) for _ in range(n)]
     old = _legacy(folder, name)
@@ -166,26 +167,17 @@ class ResultsStore:
         """Trials that completed (status ok): a resumed sweep skips them."""
         return set(self._finished)
 
-    def record(
-        self,
-        row: dict,
-        epochs: pd.DataFrame | None,
-        generated: pd.DataFrame | None,
-        tables: dict[str, Path] | None = None,
-    ) -> None:
-        """One trial's parts (epochs, generated cells, extra tables copied from ``tables``:
-        name -> local Parquet file), then its row: the row is stored only once the rest is."""
+    def record(self, row: dict, tables: Mapping[str, pd.DataFrame | Path] | None = None) -> None:
+        """One trial's tables (name -> rows, or a local Parquet file: ``epochs``, generated
+        cells, ...), then its row: the row is stored only once the rest is. A table with no
+        rows, or one an earlier attempt wrote and this one lacks, is removed."""
         tid = row["trial_id"]
         tables = dict(tables or {})
+        if TRIALS in tables:
+            raise ValueError(f"table name {TRIALS!r} is reserved")
         for sub in self.folder.dirs():  # parts of an earlier attempt this one lacks
-            if sub.name != TRIALS and sub.name not in (*PARTS, *tables):
+            if sub.name != TRIALS and sub.name not in tables:
                 part_path(self.folder, sub.name, tid).unlink()
-        for name, frame in zip(PARTS, (epochs, generated), strict=True):
-            path = part_path(self.folder, name, tid)
-            if frame is not None and len(frame):
-                write_parquet(frame.assign(trial_id=tid), path)
-            else:
-                path.unlink()
         for name, source in tables.items():
             self.record_table(name, tid, source)
         flat = {k: (json.dumps(v) if isinstance(v, dict | list) else v) for k, v in row.items()}
@@ -193,12 +185,21 @@ class ResultsStore:
         if row.get("status") == "ok":
             self._finished.add(tid)
 
-    def record_table(self, name: str, tid: str, source: Path) -> Location:
-        """A trial's extra table (e.g. ``latent``) as ``<folder>/<name>/<trial_id>.parquet``."""
-        if name in (TRIALS, *PARTS):
-            raise ValueError(f"extra table name {name!r} is reserved")
+    def record_table(self, name: str, tid: str, source: pd.DataFrame | Path) -> Location:
+        """A trial's table as ``<folder>/<name>/<trial_id>.parquet`` with a ``trial_id``
+        column (none when it has no rows)."""
         out = part_path(self.folder, name, tid)
-        write_parquet(pq.read_table(source), out)
+        table = pq.read_table(source) if isinstance(source, str | os.PathLike) else source
+        if not len(table):
+            out.unlink()
+            return out
+        if isinstance(table, pa.Table):
+            if "trial_id" in table.column_names:
+                table = table.drop_columns(["trial_id"])
+            table = table.append_column("trial_id", pa.array([tid] * len(table), pa.string()))
+        else:
+            table = table.assign(trial_id=tid)
+        write_parquet(table, out)
         return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from trainables.gnn2gnn.tables import METRICS, BuiltTable, sweep_tables
+from analysis.gnn2gnn.tables import METRICS, BuiltTable, sweep_tables
 
 
 def agreement(t: BuiltTable) -> dict[str, int]:

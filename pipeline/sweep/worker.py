@@ -1,5 +1,5 @@
 """The Ray Tune entry of every trial: it finds the trial's experiment by name in the
-registry (:mod:`pipeline.experiments`), so the core never imports an experiment."""
+registry (:mod:`pipeline.experiment`), so the core never imports an experiment."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 
 from pipeline.alloc import keep_large_allocations
 from pipeline.paths import DataNotFoundError, node_name, resolve_data_dir
-from pipeline.storage import is_uri
+from pipeline.store.location import is_uri
 
 
 def node_data_dir(data_dir: str) -> Path:
@@ -45,8 +45,8 @@ def tune_entry(config: dict) -> None:
     import ray
     from ray import tune
 
-    from pipeline.experiments import get_experiment
-    from pipeline.io import write_trial_outputs
+    from pipeline.experiment import get_experiment
+    from pipeline.store.io import write_trial_outputs
 
     spec = config["spec"]
     experiment = get_experiment(spec["experiment"])

@@ -1,4 +1,4 @@
-"""A GNN2GNN table (:class:`~trainables.gnn2gnn.tables.BuiltTable`) as Markdown, CSV and
+"""A GNN2GNN table (:class:`~analysis.gnn2gnn.tables.BuiltTable`) as Markdown, CSV and
 LaTeX: the best reproduced value per column in bold, published values in brackets, the
 reference rows last."""
 
@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.render import tex_escape, write_formats
-from pipeline.report import FORMATS
-from trainables.gnn2gnn.tables import (
+from analysis.gnn2gnn.tables import (
     METRIC_TITLES,
     METRICS,
     PAPER_COLUMN,
@@ -20,6 +18,7 @@ from trainables.gnn2gnn.tables import (
     BuiltTable,
     sweep_tables,
 )
+from analysis.render import FORMATS, tex_escape, write_formats
 
 
 def _best(rows: pd.DataFrame, metric: str) -> float:
