@@ -158,12 +158,12 @@ def test_io_trial_reports_validation_losses_and_baselines(nb101, pretrained):
     for key in ("unseen_images", "unseen_networks"):
         assert row[f"val_l1_{key}"] > 0 and row[f"baseline_l1_{key}"] > 0
     assert row["labelled_batches"] > 0 and row["unlabelled_batches"] > 0
-    latent = pd.DataFrame(result.frames["latent"])
+    latent = pd.DataFrame(result.tables["latent"])
     assert len(latent) == nb101.num_labelled and latent.filter(like="z").shape[1] == 16
-    early = pd.DataFrame(result.frames["latent_e1"])  # after epoch 1 of 2
+    early = pd.DataFrame(result.tables["latent_e1"])  # after epoch 1 of 2
     assert early["hash"].tolist() == latent["hash"].tolist()
     assert not np.allclose(early["z0"], latent["z0"])
-    pred = pd.DataFrame(result.frames["prediction"])
+    pred = pd.DataFrame(result.tables["prediction"])
     assert set(pred["train_size"]) == {100, 250} and len(pred) == 6
     # the pretrained networks are never in the prediction pool
     assert result.metrics["search_cells"] == nb101.num_labelled

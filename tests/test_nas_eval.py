@@ -27,7 +27,7 @@ def view(nb101):
         },
         bench=nb101,
     )
-    latent = pd.DataFrame(result.frames["latent"])
+    latent = pd.DataFrame(result.tables["latent"])
     return nas_eval.search_view(latent, nb101)
 
 

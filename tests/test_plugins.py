@@ -46,7 +46,6 @@ def run_trial(config, reporter=None, progress=False):
     return TrialResult(
         metrics={"score": epochs[-1]["score"]},
         epochs=epochs,
-        generated=[],
         state={},
         full_config=cfg.model_dump(),
     )
@@ -120,3 +119,14 @@ def test_a_plugin_experiment_runs_as_a_sweep(plugin, tmp_path):
         "x=2.0-seed=0",
         "x=2.0-seed=1",
     ]
+
+
+def test_the_older_trial_result_form_still_works_with_a_warning():
+
+    from pipeline.experiment import TrialResult
+
+    with pytest.warns(DeprecationWarning, match="tables="):
+        res = TrialResult({"m": 1}, [], generated=[{"hash": "h"}], frames={"latent": [{"z": 0}]})
+    assert res.tables == {"generated": [{"hash": "h"}], "latent": [{"z": 0}]}
+    with pytest.raises(TypeError, match="unexpected"):
+        TrialResult({}, [], outputs=[])

@@ -93,7 +93,7 @@ def test_generated_cells_read_back_as_pyg_data(data_dir):
     res = run_trial({"benchmark": "natsbench", "profile": "smoke", "data_dir": str(data_dir)})
     import pandas as pd
 
-    frame = pd.DataFrame(res.generated)
+    frame = pd.DataFrame(res.tables["generated"])
     graphs = generated_data(frame, "natsbench")
     assert len(graphs) == int(frame["valid"].sum()) > 0
     batch = Batch.from_data_list(graphs)

@@ -67,8 +67,8 @@ def test_same_config_and_seed_give_identical_metrics_on_cpu():
     drop = ("wall_seconds", "steps_per_second")
     strip = lambda m: {k: v for k, v in m.items() if k not in drop}  # noqa: E731
     assert strip(a.metrics) == strip(b.metrics)
-    assert [r["hash"] for r in a.generated] == [r["hash"] for r in b.generated]
-    assert [r["hash"] for r in a.generated] != [r["hash"] for r in c.generated]
+    assert [r["hash"] for r in a.tables["generated"]] == [r["hash"] for r in b.tables["generated"]]
+    assert [r["hash"] for r in a.tables["generated"]] != [r["hash"] for r in c.tables["generated"]]
 
 
 @pytest.mark.parametrize("model", ["gnn2gnn", "molgan", "rnn", "random", "gnn2gnn_edges"])
@@ -77,9 +77,9 @@ def test_every_model_runs_and_reports_each_epoch(model):
     res = run_trial({**SMOKE, "model": model}, reporter=rows.append)
     expected_epochs = 1 if model == "random" else 2
     assert len(rows) == len(res.epochs) == expected_epochs
-    assert res.metrics["n_generated"] == 200 and len(res.generated) == 200
+    assert res.metrics["n_generated"] == 200 and len(res.tables["generated"]) == 200
     assert 0 <= res.metrics["validity"] <= 100
-    valid = [g for g in res.generated if g["valid"]]
+    valid = [g for g in res.tables["generated"] if g["valid"]]
     assert len(valid) == res.metrics["n_valid"]
     if model != "random":
         assert {"d_loss", "v_loss", "g_loss", "lambda"} <= set(rows[0])
@@ -160,7 +160,7 @@ def test_nasbench101_generator_is_evaluated_on_nats_by_op_renaming():
     assert res.info["benchmark"] == "nasbench101" and res.info["eval_dataset"] == "cifar100"
     assert res.info["label"] == "cifar100_test_acc" and res.info["acc_threshold"] == 70.0
     nats_ops = {"input", "output", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"}
-    valid = [g for g in res.generated if g["valid"]]
+    valid = [g for g in res.tables["generated"] if g["valid"]]
     assert valid and all(set(g["ops"]) <= nats_ops for g in valid)
     known = [g for g in valid if g["accuracy"] is not None]
     assert len(known) == res.metrics["n_known"]
@@ -205,7 +205,7 @@ def test_trial_reports_selected_and_last_epoch_and_reference_rows():
     assert m["selected_epoch"] == max(i + 1 for i, s in enumerate(scores) if s == max(scores))
     for k in ("validity", "top10", "top10_all", "n_unique"):
         assert k in m and f"last_{k}" in m
-    assert [r["reference"] for r in res.frames["reference"]] == ["uniform", "copy_train"]
+    assert [r["reference"] for r in res.tables["reference"]] == ["uniform", "copy_train"]
     assert "generator_final" in res.state
     # a uniqueness floor: the best score among the epochs that reach it
     uniq = [r["uniqueness"] for r in res.epochs]
