@@ -25,7 +25,7 @@ import pyarrow.fs as pafs
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
 BIN = Path(sys.executable).parent
 BUCKET = "gnn2gnn-test"
 

@@ -181,7 +181,7 @@ def io_sweep(tmp_path_factory, pretrained, data_dir):
 
     import yaml
 
-    root = Path(__file__).resolve().parent.parent
+    root = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
     work = tmp_path_factory.mktemp("io_sweep")
     (work / "results").mkdir()
     (work / "results" / "pretrain-smoke").symlink_to(pretrained[0])

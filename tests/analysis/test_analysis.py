@@ -26,7 +26,8 @@ def _rewrite_trials(folder: Path, trials: pd.DataFrame) -> None:
         row.to_parquet(folder / "trials" / f"{row['trial_id'].iloc[0]}.parquet", index=False)
 
 
-PAPER = Path(__file__).resolve().parent.parent.parent / "shared" / "papers"
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
+PAPER = ROOT.parent / "shared" / "papers"
 pytestmark = pytest.mark.slow
 
 

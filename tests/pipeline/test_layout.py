@@ -8,7 +8,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
 PACKAGES = ("pipeline", "trainables", "analysis")
 # Words the generic core must not contain (code, strings and comments, any case): papers,
 # their models, benchmarks, data sets and metrics. The NAS domain (pipeline/nas) and the

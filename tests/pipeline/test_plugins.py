@@ -16,7 +16,7 @@ import yaml
 
 from pipeline.store.results import read_part, read_trials
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
 
 TOY = """
 from typing import Literal

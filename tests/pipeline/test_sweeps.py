@@ -21,7 +21,7 @@ from pipeline.experiment import get_experiment, validate_trial_config
 from pipeline.store.results import read_part, read_trials
 from pipeline.sweep.spec import expand, load_sweep
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
 GNN2GNN = [sys.executable, "-m", "pipeline.cli"]
 pytestmark = pytest.mark.slow
 
