@@ -14,7 +14,7 @@ trial); its expected uniqueness, Top-10 and Top-5 (over the drawn cells with a l
 are what a generator with the model's size profile gets with no preference within a size.
 
 On NATS node form this is why uniqueness, novelty and Top-N stay low for every generator
-(README, "What reproduces and what does not").
+(docs/reproduction.md, "What reproduces and what does not").
 """
 
 from __future__ import annotations

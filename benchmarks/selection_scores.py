@@ -15,7 +15,7 @@ training-split labels only (the training split: cells trained on and the validat
 Prints, per seed and score, the Top-10 of the epoch the score would keep (the highest
 score, ties to the later epoch), with the best epoch by Top-10 (an oracle that peeks at
 the test labels) and the last epoch, and the mean Spearman correlation of each score with
-the epoch's Top-10. This is how ``select_cells`` was chosen (README, "How the default
+the epoch's Top-10. This is how ``select_cells`` was chosen (docs/reproduction.md, "How the default
 recipe was chosen").
 """
 

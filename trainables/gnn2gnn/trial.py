@@ -12,7 +12,7 @@ BCE(V(G(z)), strong) (mode C) or MSE(V(G(z)), best training accuracy) (mode R). 
 trained on real vs generated cells; V on the real training cells and on the generated ones
 whose label the protocol allows. The default recipe (Adam, the bounded edge scorer, mean
 pooling and dropout in the critics, ...) and the measurements behind each choice are in the
-README ("The default recipe").
+docs/reproduction.md ("How the default recipe was chosen").
 
 Protocols (``protocol``):
 
@@ -24,7 +24,7 @@ Protocols (``protocol``):
   distinct cell counted once where labels are sparse (``select_cells``: NB101's labelled
   subset) and every generated cell on a fully labelled table (NATS). Chosen by
   measurement over the per-epoch curves of 5 seeds on both benchmarks, checked on 5 more
-  (README, "How the default recipe was chosen").
+  (docs/reproduction.md, "How the default recipe was chosen").
 - ``authors``: what the authors' code does, which leaks test information: V's labels for
   generated cells come from the whole benchmark, and the kept epoch is the one with the best
   Top-10 (over all generated cells) measured on the whole benchmark. It exists to show how

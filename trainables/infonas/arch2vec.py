@@ -8,7 +8,7 @@ arch2vec (Yan et al., 2020) as the Info-NAS paper (Table 3 of its appendix) conf
 - decoder: dropout (0.3) on Z, op logits = dense(Z) with a softmax, adjacency = sigmoid(Z Z^T);
 - loss: op cross-entropy + adjacency binary cross-entropy + the KL term to N(0, I).
 
-Deliberate choices (also in the README):
+Deliberate choices (also in docs/guide.md):
 
 - the op softmax is over the space's ops PLUS a padding class, so slots of cells smaller than
   N decode to "absent" rather than to a spurious op (arch2vec zero-pads its one-hot rows and,

@@ -24,7 +24,7 @@ def test_paper_defaults_and_profiles():
     cfg = make_config({})
     assert (cfg.epochs, cfg.batch_size, cfg.optimizer, cfg.lr) == (20, 32, "sgd", 0.001)
     assert (cfg.lam, cfg.tau, cfg.mu, cfg.nu, cfg.valuer) == (0.1, 0.1, 2, 2, "C")
-    # the default recipe (README, "The default recipe")
+    # the default recipe (docs/reproduction.md, "How the default recipe was chosen")
     assert (cfg.edge_scorer, cfg.pooling, cfg.critic_dropout, cfg.hidden) == (
         "softmax",
         "mean",
@@ -248,7 +248,7 @@ def test_default_gnn2gnn_beats_erdos_renyi(benchmark):
     """Quality check on real data with the real defaults (cpu profile, top 10% removed):
     GNN2GNN vs Erdos-Renyi at the same seeds 0-2, mean over seeds, on NATS-Bench CIFAR-10
     and on NAS-Bench-101's labelled subset. Measured at this commit (K = 1,000):
-    see the README's "The default recipe"."""
+    see docs/reproduction.md, "How the default recipe was chosen"."""
     seeds = (0, 1, 2)
     ours, er = [], []
     for seed in seeds:
