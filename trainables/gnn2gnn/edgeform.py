@@ -2,11 +2,11 @@
 
 The paper's generator (:class:`trainables.gnn2gnn.generators.Generator`) samples node-form
 graphs edge by edge. On NATS that reaches almost only cells of at most 5 nodes
-(docs/reproduction.md, "What reproduces and what does not"), while most NATS cells have 6
-to 8. This generator, beyond the paper, samples the op of each of the 6 edges of the
-4-node NATS cell (``none``, ``skip_connect``, ``nor_conv_1x1``, ``nor_conv_3x3``,
-``avg_pool_3x3``) and builds the node form with tensor operations, so every NATS architecture is one sample away and the critics
-see the same node form as for every other generator.
+(docs/reproduction.md, "What reproduces and what does not"), while most NATS cells have 6 to
+8. This generator, beyond the paper, samples the op of each of the 6 edges of the 4-node
+NATS cell (``none``, ``skip_connect``, ``nor_conv_1x1``, ``nor_conv_3x3``, ``avg_pool_3x3``)
+and builds the node form with tensor operations, so every NATS architecture is one sample
+away and the critics see the same node form as for every other generator.
 
 Node form, as :func:`pipeline.nas.natsbench.arch_to_cell` builds it: slot 0 is the
 input, slots 1-6 the op nodes of the edges in :data:`NATS_EDGES` order, slot 7 the output.
