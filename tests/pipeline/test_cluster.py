@@ -237,7 +237,7 @@ def test_smoke_sweep_on_two_nodes_lands_once_on_s3_after_kill_and_resume(
     with fs.open_output_stream(f"{BUCKET}/data/natsbench_tss.parquet") as out:
         out.write((Path(data_dir) / "natsbench_tss.parquet").read_bytes())
     spec = yaml.safe_load((ROOT / "sweeps" / "smoke.yaml").read_text())
-    spec["resources"] = {**spec["resources"], "custom": {"trial_node": 1}}  # node 2 only
+    spec["resources"] = {**spec.get("resources", {}), "custom": {"trial_node": 1}}  # node 2 only
     sweep_file = tmp_path / "smoke.yaml"
     sweep_file.write_text(yaml.safe_dump(spec))
     results = f"s3://{BUCKET}/runs/one"
