@@ -12,8 +12,6 @@ import pytest
 
 import pipeline  # noqa: E402,F401  -- sets Ray's loopback settings before any test imports Ray
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 if "GNN2GNN_CACHE" not in os.environ:  # the decoded CIFAR-10 cache: one per test session
     import tempfile
 

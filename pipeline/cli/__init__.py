@@ -11,12 +11,7 @@ status 2.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-
 import warnings  # noqa: E402
 from importlib.metadata import entry_points  # noqa: E402
 

@@ -7,12 +7,12 @@ import os
 from pathlib import Path
 
 from pipeline.nas import nasbench101, natsbench
+from pipeline.nas.spaces import BENCHMARKS
 from pipeline.nas.table import Benchmark, BenchmarkError, Split
 from pipeline.paths import ENV_VAR, DataNotFoundError, resolve_data_dir
 
 __all__ = ["BENCHMARKS", "Benchmark", "BenchmarkError", "Split", "load_benchmark"]
 
-BENCHMARKS = ("nasbench101", "natsbench")  # the one list every command reads
 
 HOW_TO_GET_DATA = (
     "Download the official files (NAS-Bench-101: nasbench_only108.tfrecord from "

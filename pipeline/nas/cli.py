@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pipeline.cli.common import print_result
 from pipeline.errors import UserError
+from pipeline.nas.spaces import ALL_DATASETS, BENCHMARKS
 
 
 def cmd_data_info(args: argparse.Namespace) -> int:
@@ -78,14 +79,14 @@ def cmd_data_convert(args: argparse.Namespace) -> int:
 def _add_data_args(p: argparse.ArgumentParser, benchmark_required: bool = True) -> None:
     p.add_argument(
         "--benchmark",
-        choices=["nasbench101", "natsbench"],
+        choices=BENCHMARKS,
         required=benchmark_required,
         default=None,
     )
     p.add_argument(
         "--dataset",
         default="cifar10",
-        choices=["cifar10", "cifar100", "ImageNet16-120"],
+        choices=ALL_DATASETS,
         help="NATS-Bench data set (NAS-Bench-101: cifar10 only)",
     )
     p.add_argument(

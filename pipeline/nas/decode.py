@@ -28,6 +28,15 @@ from pipeline.nas.graphs import Graphs
 from pipeline.nas.spaces import SearchSpace
 
 
+def slots_to_cell(codes, adj: np.ndarray, space: SearchSpace) -> Cell | None:
+    """The cell of one dense graph's present slots: ``codes`` [N] op indices (``space.num_ops``
+    marks an absent slot), ``adj`` [N, N] 0/1; None when no slot is present. Not pruned."""
+    idx = [i for i, c in enumerate(codes) if c < space.num_ops]
+    if not idx:
+        return None
+    return Cell(tuple(space.ops[codes[i]] for i in idx), adj[np.ix_(idx, idx)].astype(np.uint8))
+
+
 @dataclass
 class Decoded:
     """Per generated graph: its key, validity, canonical hash (None when invalid)."""
@@ -76,10 +85,9 @@ class CellDecoder:
         adj = np.zeros((self.n, self.n), dtype=np.uint8)
         iu = np.triu_indices(self.n, 1)
         adj[iu] = (adj_key >> np.arange(n_bits)) & 1
-        idx = [i for i, c in enumerate(codes) if c < self.k]
-        if not idx:
+        cell = slots_to_cell(codes, adj, self.space)
+        if cell is None:
             return None, None
-        cell = Cell(tuple(self.space.ops[codes[i]] for i in idx), adj[np.ix_(idx, idx)])
         if not cell.is_valid(self.space):
             return None, cell
         return cell.hash(self.space), cell

@@ -8,6 +8,7 @@ with :meth:`SearchSpace.reorder_from`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 INPUT = "input"
 OUTPUT = "output"
@@ -104,6 +105,16 @@ OP_TRANSFER: dict[tuple[str, str], dict[str, str]] = {
 }
 
 SPACES: dict[str, SearchSpace] = {s.name: s for s in (NASBENCH101, NATSBENCH)}
+
+# The one list of benchmarks and of their data sets: every Config and command reads these.
+BENCHMARKS: tuple[str, ...] = tuple(SPACES)
+DATASETS: dict[str, tuple[str, ...]] = {
+    "nasbench101": ("cifar10",),
+    "natsbench": ("cifar10", "cifar100", "ImageNet16-120"),
+}
+ALL_DATASETS: tuple[str, ...] = tuple(dict.fromkeys(d for ds in DATASETS.values() for d in ds))
+BenchmarkName = Literal[BENCHMARKS]  # type: ignore[valid-type]
+DatasetName = Literal[ALL_DATASETS]  # type: ignore[valid-type]
 
 # arch2vec's one-hot order for NAS-Bench-101, for conversion at the edge.
 ARCH2VEC_NB101_ORDER = ("input", "conv1x1-bn-relu", "conv3x3-bn-relu", "maxpool3x3", "output")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from pipeline import TELEMETRY_OFF
 from pipeline.errors import UserError
 from pipeline.experiment import Experiment, default_experiment
 from pipeline.store.location import Location, storage_env
@@ -27,7 +28,6 @@ from pipeline.sweep.spec import SweepSpec, expand, trial_id
 from pipeline.sweep.worker import tune_entry
 
 # Keep the embedded Ray quiet (loopback: see pipeline/__init__.py and DESIGN: pitfalls).
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "1")
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -69,7 +69,7 @@ def init_ray(address: str | None) -> bool:
     if ray.is_initialized():
         return False
     # workers reach the same object storage (and tracking server) as the driver
-    env = {"MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0", **storage_env()}
+    env = {**TELEMETRY_OFF, **storage_env()}
     if "GNN2GNN_MALLOC" in os.environ:  # the malloc opt-out (pipeline.alloc) reaches workers
         env["GNN2GNN_MALLOC"] = os.environ["GNN2GNN_MALLOC"]
     runtime_env = {"env_vars": env}

@@ -167,7 +167,6 @@ def two_nodes(tmp_path):
         **os.environ,
         "RAY_AUTH_MODE": "token",
         "RAY_AUTH_TOKEN": secrets.token_hex(16),
-        "RAY_USAGE_STATS_ENABLED": "0",
         "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1",  # multi-node mode (a sweep's default: 0)
         "PATH": f"{BIN}:{os.environ['PATH']}",
     }

@@ -352,7 +352,6 @@ def test_ray_job_submit_to_a_local_head_node(tmp_path, data_dir):
         **os.environ,
         "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
         "RAY_AUTH_MODE": "token",
-        "RAY_USAGE_STATS_ENABLED": "0",
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
     }
     head = subprocess.Popen(

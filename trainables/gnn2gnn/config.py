@@ -7,7 +7,7 @@ from typing import Literal
 import pydantic
 
 from pipeline.config import Profile, StrictModel
-from pipeline.nas.spaces import OP_TRANSFER, SPACES
+from pipeline.nas.spaces import OP_TRANSFER, SPACES, BenchmarkName, DatasetName
 
 # Scale profiles change only sizes: epochs, how much of the training split, sample counts.
 PROFILES: dict[str, dict] = {
@@ -25,8 +25,8 @@ class GNN2GNNConfig(StrictModel):
 
     model_config = pydantic.ConfigDict(extra="forbid", populate_by_name=True)
 
-    benchmark: Literal["nasbench101", "natsbench"] = "nasbench101"
-    dataset: Literal["cifar10", "cifar100", "ImageNet16-120"] = "cifar10"
+    benchmark: BenchmarkName = "nasbench101"
+    dataset: DatasetName = "cifar10"
     label: str | None = None
     data_dir: str | None = None
     model: Literal["gnn2gnn", "gnn2gnn_edges", "molgan", "rnn", "random"] = pydantic.Field(
@@ -107,10 +107,10 @@ class GNN2GNNConfig(StrictModel):
     )
     max_train_cells: int | None = pydantic.Field(None, ge=1)
     acc_threshold: float | None = None
-    eval_benchmark: Literal["nasbench101", "natsbench"] | None = pydantic.Field(
+    eval_benchmark: BenchmarkName | None = pydantic.Field(
         None, description="evaluate generated cells on another benchmark (transfer)"
     )
-    eval_dataset: Literal["cifar10", "cifar100", "ImageNet16-120"] | None = None
+    eval_dataset: DatasetName | None = None
     seed: int = 0
     profile: Profile = "cpu"
     device: Literal["auto", "cpu", "cuda"] = "auto"

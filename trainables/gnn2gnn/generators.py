@@ -38,7 +38,7 @@ def convolve_noise(
     return h
 
 
-def _fixed_io(interior: Tensor) -> Tensor:
+def fixed_io(interior: Tensor) -> Tensor:
     """Interior op one-hots [B, N, K-2] -> full one-hots [B, N, K] with input on slot 0 and
     output on slot N-1 (their interior rows are ignored)."""
     b, n, _ = interior.shape
@@ -126,7 +126,7 @@ class Generator(nn.Module):
             op_l = op_logits[:, 1:-1]  # interior slots
             op_h = -(torch.softmax(op_l, -1) * torch.log_softmax(op_l, -1)).sum(-1).mean(-1)
             self.last_entropy = (edge_h.sum((1, 2)) / full[0].sum() + op_h).mean()
-        return refine(_fixed_io(ops), edges)
+        return refine(fixed_io(ops), edges)
 
     def edge_logits(self, h: Tensor) -> Tensor:
         """[B, N, N] logit of edge v -> w: sigmoid of it is the edge probability (entries
@@ -176,7 +176,7 @@ class MolGANGenerator(nn.Module):
         edge_logits = self.edge_out(h).view(batch_size, n, n)
         edges = gumbel_sigmoid_st(edge_logits, self.tau, generator) * self.full_dag
         ops = gumbel_softmax_st(self.op_out(h).view(batch_size, n, -1), self.tau, generator)
-        return refine(_fixed_io(ops), edges)
+        return refine(fixed_io(ops), edges)
 
 
 class RNNGenerator(nn.Module):
@@ -250,4 +250,4 @@ class ErdosRenyiGenerator(nn.Module):
         edges = edges * self.full_dag
         idx = torch.randint(0, self.num_ops - 2, (batch_size, n), generator=generator, device=dev)
         ops = nn.functional.one_hot(idx, self.num_ops - 2).float()
-        return refine(_fixed_io(ops), edges)
+        return refine(fixed_io(ops), edges)

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from pipeline.nas.graphs import Graphs, refine
 from trainables.gnn2gnn.config import GNN2GNNConfig
 from trainables.gnn2gnn.edgeform import edge_ops_to_graphs, op_entropy
-from trainables.gnn2gnn.generators import _fixed_io
+from trainables.gnn2gnn.generators import fixed_io
 from trainables.gnn2gnn.layers import (
     dropout_from_uniform,
     gumbel_from_uniform,
@@ -110,7 +110,7 @@ class PackedModels:
         u = _stack_draws(self.samplers, (b, n, self.num_ops - 2), dev)
         noise = gumbel_from_uniform(u).view(P * b, n, -1)
         ops = gumbel_softmax_st(op_logits, self._tau(b, 2), None, noise=noise)
-        return refine(_fixed_io(ops), edges)
+        return refine(fixed_io(ops), edges)
 
     def _generate_edge_form(self, b: int) -> Graphs:
         """``generate`` for ``gnn2gnn_edges`` (:class:`EdgeFormGenerator`), same draws."""

@@ -92,8 +92,10 @@ class Trial:
         )
         torch.manual_seed(cfg.seed)
         self.gen = build_generator(cfg, space.num_ops, self.n).to(dev)
-        if hasattr(self.gen, "track_entropy"):  # the GNN2GNN generators
-            self.gen.track_entropy = cfg.entropy_weight > 0
+        # the diversity bonus: the GNN2GNN generators keep the entropy of their last draw
+        self.entropy_bonus = cfg.entropy_weight > 0 and cfg.model in ("gnn2gnn", "gnn2gnn_edges")
+        if self.entropy_bonus:
+            self.gen.track_entropy = True
         critic = {
             "num_ops": space.num_ops,
             "nu": cfg.nu,
@@ -241,7 +243,7 @@ class Trial:
         else:
             reward_loss = F.mse_loss(v_fake, torch.full_like(v_fake, self.best_acc))
         g_loss = lam * gan_loss + (1.0 - lam) * reward_loss
-        if getattr(self.gen, "track_entropy", False):  # diversity bonus (GNN2GNN generator only)
+        if self.entropy_bonus:
             g_loss = g_loss - self.cfg.entropy_weight * self.gen.last_entropy
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward(inputs=self.opt_g.param_groups[0]["params"])  # G grads only

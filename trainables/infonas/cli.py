@@ -11,6 +11,7 @@ from pipeline.cli.common import log, print_result
 from pipeline.config import PROFILES as PROFILES_NAMES
 from pipeline.errors import UserError
 from pipeline.store.location import Location
+from trainables.infonas.config import default_io_data
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
@@ -28,7 +29,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         "data_dir": args.data_dir,
     }
     config = {k: v for k, v in config.items() if v is not None}  # left out: the profile's
-    folder = Location.of(args.results or Path("results") / f"pretrain-{args.profile}")
+    folder = Location.of(args.results or default_io_data(args.profile))
     summary = run_pretraining(
         config,
         folder,

@@ -8,7 +8,7 @@ import numpy as np
 import pydantic
 
 from pipeline.config import ConfigError, Profile, StrictModel
-from pipeline.nas.cells import Cell
+from pipeline.nas.decode import slots_to_cell
 from pipeline.nas.table import Benchmark
 
 PROFILES: dict[str, dict] = {
@@ -58,6 +58,11 @@ PROFILES: dict[str, dict] = {
 }
 
 NUM_NODES = 7
+
+
+def default_io_data(profile: str) -> str:
+    """Where ``gnn2gnn pretrain`` writes, and IO trials read, a profile's pretraining."""
+    return f"results/pretrain-{profile}"
 
 
 class IOEmbeddingConfig(StrictModel):
@@ -121,14 +126,10 @@ def decode_to_cells(op_classes: np.ndarray, adj: np.ndarray, bench: Benchmark) -
     space = bench.space
     out: list[str | None] = []
     for ops_row, a in zip(op_classes, adj, strict=True):
-        present = np.flatnonzero(ops_row < space.num_ops)
-        if len(present) < 2:
+        if np.count_nonzero(ops_row < space.num_ops) < 2:
             out.append(None)
             continue
-        cell = Cell(
-            tuple(space.ops[i] for i in ops_row[present]),
-            a[np.ix_(present, present)].astype(np.uint8),
-        )
+        cell = slots_to_cell(ops_row.tolist(), a, space)
         pruned = cell.prune() if cell.ops[0] == "input" and cell.ops[-1] == "output" else None
         if pruned is None or pruned.validity_error(space):
             out.append(None)

@@ -40,7 +40,12 @@ from pipeline.experiment import Reporter, TrialResult, pick_device
 from pipeline.nas.benchmarks import Benchmark, load_benchmark
 from pipeline.nas.cells import table_to_dense
 from trainables.infonas.arch2vec import Arch2Vec, IOModel
-from trainables.infonas.config import NUM_NODES, IOEmbeddingConfig, decode_to_cells
+from trainables.infonas.config import (
+    NUM_NODES,
+    IOEmbeddingConfig,
+    decode_to_cells,
+    default_io_data,
+)
 from trainables.infonas.iodata import (
     IODataset,
     Preprocess,
@@ -94,7 +99,7 @@ class IOTrial:
 
     def _load_io(self) -> IODataset:
         cfg = self.cfg
-        folder = cfg.io_data or f"results/pretrain-{cfg.profile}"  # a folder or a URI
+        folder = cfg.io_data or default_io_data(cfg.profile)  # a folder or a URI
         from trainables.infonas.cifar10 import load_cifar10
 
         self.cifar = load_cifar10(cfg.data_dir)
@@ -374,7 +379,7 @@ class IOTrial:
             "device": str(self.device),
         }
         if self.io is not None:
-            out["io_data"] = self.cfg.io_data or f"results/pretrain-{self.cfg.profile}"
+            out["io_data"] = self.cfg.io_data or default_io_data(self.cfg.profile)
             out["io_dim"] = self.io.dim
             for name, s in self.io.splits.items():
                 out[f"io_{name}_pairs"] = len(s)
