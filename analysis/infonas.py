@@ -1,4 +1,4 @@
-"""Info-NAS results from an ``io_embedding`` sweep folder: tables and figures.
+"""Info-NAS results from its sweep folders (``sweeps/io_embedding.yaml``): tables and figures.
 
 Reads only Parquet (:mod:`pipeline.store.results`): the sweep's trials and epochs, and the
 per-trial tables ``prediction`` and ``search`` the trials wrote.
@@ -35,13 +35,15 @@ from analysis.render import (
 from analysis.stats import mean_ci, t_half_width  # noqa: E402
 from pipeline.store.results import experiment_sweeps, fingerprint, read_part, read_trials  # noqa: E402
 
+EXPERIMENT = "infonas"  # the experiment whose sweeps these read
+OLDER_NAMES = ("io_embedding",)  # its name in the rows of sweeps run before the rename
 REFERENCE = {"rmse": 0.018, "pearson_r": 0.67}  # arch2vec paper, as quoted by Info-NAS
 MODELS = ("arch2vec", "arch2vec (IO batches)", "io-embedding")
 
 
 def io_sweeps(results: Path) -> list[Path]:
     """Sweep folders under ``results`` whose trials are IO-embedding trials."""
-    return [folder for folder, _ in experiment_sweeps(results, "io_embedding")]
+    return [folder for folder, _ in experiment_sweeps(results, EXPERIMENT, *OLDER_NAMES)]
 
 
 def _ok_trials(folder: Path) -> pd.DataFrame:
@@ -333,6 +335,5 @@ def report_sections(results: Path, written: list[Path]) -> list[str]:
 
 
 # The interface every paper's analysis gives :mod:`analysis.report`.
-EXPERIMENT = "io_embedding"
 write_tables = write_infonas_tables
 write_figures = write_infonas_figures

@@ -108,6 +108,7 @@ class Experiment:
     profiles: Mapping[str, Mapping[str, Any]]
     run_trial: RunTrial
     description: str = ""
+    aliases: tuple[str, ...] = ()  # older names (sweep files, `train`), kept for one release
     progress_metric: str | None = None  # the sweep's progress line shows its best value
     run_name_fields: tuple[str, ...] = ("seed",)  # MLflow run name: field=value-...-trial_id
     tag_fields: tuple[str, ...] = ("profile",)  # MLflow tags of each run
@@ -207,23 +208,37 @@ def experiments() -> dict[str, Experiment]:
     return dict(sorted(found.items()))
 
 
-def get_experiment(name: str) -> Experiment:
+def experiment_name(name: str, where: str = "") -> str:
+    """The installed experiment's name for ``name``, an older name (an alias) included, which
+    works with a FutureWarning that names the new one; ConfigError for an unknown name."""
     known = experiments()
-    if name not in known:
-        raise ConfigError(
-            f"unknown experiment {name!r}; installed: {sorted(known)} (entry-point group "
-            f"{GROUP}; after updating the project, reinstall it: pip install -e .)"
-        )
-    return known[name]
+    if name in known:
+        return name
+    for exp in known.values():
+        if name in exp.aliases:
+            warnings.warn(
+                f"{where + ': ' if where else ''}experiment {name!r} is now called "
+                f"{exp.name!r}: use that name ({name!r} goes in the next release)",
+                FutureWarning,
+                stacklevel=2,
+            )
+            return exp.name
+    raise ConfigError(
+        f"{where + ': ' if where else ''}unknown experiment {name!r}; installed: "
+        f"{sorted(known)} (entry-point group {GROUP}; after updating the project, reinstall "
+        "it: pip install -e .)"
+    )
+
+
+def get_experiment(name: str) -> Experiment:
+    return experiments()[experiment_name(name)]
 
 
 def validate_trial_config(experiment: str, config: dict, where: str) -> None:
     """Sweep-file check of one expanded trial config against its experiment's Config."""
     known = experiments()
-    if experiment not in known:
-        raise ConfigError(
-            f"{where}: trainable: unknown experiment {experiment!r}; installed: {sorted(known)}"
-        )
+    if experiment not in known:  # an older name: resolved (and warned about) by load_sweep
+        experiment = experiment_name(experiment, f"{where}: trainable")
     known[experiment].make_config(config, where)
 
 
@@ -249,6 +264,7 @@ __all__ = [
     "Experiment",
     "Reporter",
     "TrialResult",
+    "experiment_name",
     "experiments",
     "get_experiment",
     "make_config",

@@ -14,7 +14,7 @@ from pathlib import Path
 from pipeline.cli.common import log, print_result
 from pipeline.cli.flags import add_config_options, config_from_args
 from pipeline.errors import UserError
-from pipeline.experiment import experiments
+from pipeline.experiment import experiments, get_experiment
 
 PROGRESS_SKIP = ("epoch_seconds",)
 
@@ -31,7 +31,7 @@ def _progress_line(row: dict) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     from pipeline.store.io import write_trial_outputs
 
-    exp = experiments()[args.experiment]
+    exp = get_experiment(args.experiment)
     config = config_from_args(args, args.config_keys, exp.config)
     exp.make_config(config, "command line")  # errors name the option before anything loads
 
@@ -97,7 +97,12 @@ def add_parsers(sub) -> None:
     )
     tsub = train.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT")
     for name, exp in experiments().items():
-        p = tsub.add_parser(name, help=exp.description or name, description=exp.description)
+        p = tsub.add_parser(
+            name,
+            aliases=list(exp.aliases),
+            help=exp.description or name,
+            description=exp.description,
+        )
         keys = add_config_options(p, exp.config, exp.profiles)
         p.add_argument("--out", default=None, help="folder for generated cells, epochs, model")
         p.add_argument("--json", action="store_true", help="print the final metrics as one JSON")

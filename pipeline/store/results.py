@@ -203,12 +203,12 @@ class ResultsStore:
         return out
 
 
-def experiment_sweeps(results: Where, experiment: str) -> list[tuple[Location, pd.DataFrame]]:
-    """(folder, trials) of every sweep under ``results`` whose trials ran ``experiment``
-    (their ``trainable`` column)."""
+def experiment_sweeps(results: Where, *experiments: str) -> list[tuple[Location, pd.DataFrame]]:
+    """(folder, trials) of every sweep under ``results`` whose trials ran one of
+    ``experiments`` (an experiment's name and its older names; the ``trainable`` column)."""
     out = []
     for folder in sweep_folders(results):
         trials = read_trials(folder)
-        if "trainable" in trials and (trials["trainable"] == experiment).any():
+        if "trainable" in trials and trials["trainable"].isin(experiments).any():
             out.append((folder, trials))
     return out

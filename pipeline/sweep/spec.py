@@ -37,7 +37,7 @@ import pydantic
 import yaml
 
 from pipeline.config import PROFILES, ConfigError, StrictModel, validate
-from pipeline.experiment import default_experiment
+from pipeline.experiment import default_experiment, experiment_name
 
 
 class Resources(StrictModel):
@@ -115,6 +115,9 @@ def load_sweep(path: str | Path, validate_config: Validator | None = None) -> Sw
         if default is None:
             raise ConfigError(f"{path}: trainable: missing (no installed experiment is a default)")
         spec = spec.model_copy(update={"trainable": default})
+    elif validate_config is not None:  # an older name works, with a message naming the new
+        name = experiment_name(spec.trainable, f"{path}: trainable")
+        spec = spec.model_copy(update={"trainable": name})
     # every expanded trial must be a valid trial config: check once, name the first bad one
     expand(spec, "smoke", source=str(path), validate_config=validate_config)
     return spec

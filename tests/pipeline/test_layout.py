@@ -135,4 +135,4 @@ def test_two_experiments_are_registered_as_entry_points():
     from importlib.metadata import entry_points
 
     names = {ep.name for ep in entry_points(group="gnn2gnn.experiments")}
-    assert {"gnn2gnn", "io_embedding"} <= names
+    assert {"gnn2gnn", "infonas"} <= names

@@ -122,7 +122,6 @@ def test_a_plugin_experiment_runs_as_a_sweep(plugin, tmp_path):
 
 
 def test_the_older_trial_result_form_still_works_with_a_warning():
-
     from pipeline.experiment import TrialResult
 
     with pytest.warns(DeprecationWarning, match="tables="):

@@ -55,7 +55,7 @@ def record_all(io_data: str | None) -> dict:
     """Every case at the smoke profile, seed 1 (packed: seeds 0 and 1)."""
     from pipeline.experiment import experiments
 
-    gnn2gnn, infonas = experiments()["gnn2gnn"], experiments()["io_embedding"]
+    gnn2gnn, infonas = experiments()["gnn2gnn"], experiments()["infonas"]
     cases = {}
     runs = [("nasbench101", m) for m in ("gnn2gnn", "molgan", "rnn", "random")]
     runs += [("natsbench", m) for m in ("gnn2gnn", "gnn2gnn_edges", "molgan")]

@@ -2,7 +2,7 @@
 (``trial``), their config and profiles (``config``), the pretraining of the networks whose
 outputs the IO model predicts (``pretrain``, command ``gnn2gnn pretrain``), prediction and
 search on a latent table (command ``gnn2gnn evaluate``, :mod:`trainables.infonas.evaluate`), and the
-tables and figures of an ``io_embedding`` sweep (``analysis``)."""
+tables and figures are in ``analysis.infonas``."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ def run_trial(
 
 
 EXPERIMENT = Experiment(
-    name="io_embedding",
+    name="infonas",
+    aliases=("io_embedding",),
     description="Info-NAS: arch2vec and the IO model on NAS-Bench-101, with evaluations",
     config=IOEmbeddingConfig,
     profiles=PROFILES,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pipeline.cli import main
 
 
@@ -46,3 +48,17 @@ def test_pretrain_without_cifar_is_a_clear_error(capsys, tmp_path, data_dir):
     )
     err = capsys.readouterr().err
     assert code == 2 and "no CIFAR-10 found" in err and "cifar-10-python.tar.gz" in err
+
+
+def test_the_older_experiment_name_still_works_with_a_message(tmp_path, capsys):
+    from pipeline.experiment import validate_trial_config
+    from pipeline.sweep.spec import load_sweep
+
+    sweep = tmp_path / "old.yaml"
+    sweep.write_text("name: old\ntrainable: io_embedding\nvariants: [{model: arch2vec}]\n")
+    with pytest.warns(FutureWarning, match="'io_embedding' is now called 'infonas'"):
+        spec = load_sweep(sweep, validate_trial_config)
+    assert spec.trainable == "infonas"
+    with pytest.raises(SystemExit) as done:  # `gnn2gnn train io_embedding --help`
+        main(["train", "io_embedding", "--help"])
+    assert done.value.code == 0 and "--latent" in capsys.readouterr().out

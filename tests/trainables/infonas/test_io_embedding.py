@@ -219,7 +219,7 @@ def test_io_sweep_writes_parquet_tables_and_mlflow(io_sweep):
     trials = read_trials(folder)
     assert sorted(trials["model"]) == ["arch2vec", "arch2vec", "io-embedding"]
     assert sorted(trials["same_batches"]) == [False, False, True]
-    assert (trials["status"] == "ok").all() and (trials["trainable"] == "io_embedding").all()
+    assert (trials["status"] == "ok").all() and (trials["trainable"] == "infonas").all()
     io_rows = trials[trials["model"] == "io-embedding"]
     assert io_rows["val_l1_unseen_images"].notna().all()
     epochs = read_part(folder, "epochs")
