@@ -5,12 +5,11 @@ out, formats)``, ``write_figures(results, out)`` and ``report_sections(results, 
 
 from __future__ import annotations
 
-import warnings
 from functools import cache
-from importlib.metadata import entry_points
 from pathlib import Path
 
 from analysis.render import FORMATS
+from pipeline.plugins import load_group
 from pipeline.store.io import write_text
 from pipeline.store.location import Location
 
@@ -20,15 +19,7 @@ GROUP = "gnn2gnn.analysis"
 @cache
 def papers() -> dict:
     """Name -> analysis module, in name order (loaded once per process)."""
-    found = {}
-    for ep in entry_points(group=GROUP):
-        if ep.name in found:
-            continue
-        try:
-            found[ep.name] = ep.load()
-        except Exception as exc:  # one broken plugin must not stop the others
-            warnings.warn(f"analysis {ep.name} ({ep.value}) not loaded: {exc!r}", stacklevel=2)
-    return dict(sorted(found.items()))
+    return load_group(GROUP, "analysis")
 
 
 def write_tables(results, out: Path, formats: tuple[str, ...] = FORMATS) -> list[Path]:

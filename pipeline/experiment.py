@@ -27,12 +27,12 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
 import pydantic
 
 from pipeline.config import PROFILES, ConfigError, validate
+from pipeline.plugins import load_group
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
@@ -191,21 +191,13 @@ class Experiment:
 @cache
 def experiments() -> dict[str, Experiment]:
     """Name -> experiment, in name order (loaded once per process)."""
-    found: dict[str, Experiment] = {}
-    for ep in entry_points(group=GROUP):
-        if ep.name in found:
-            continue  # the same distribution seen twice on sys.path
-        try:
-            exp = ep.load()
-        except Exception as exc:  # one broken plugin must not stop the others
-            warnings.warn(f"experiment {ep.name} ({ep.value}) not loaded: {exc!r}", stacklevel=2)
-            continue
+    found = load_group(GROUP, "experiment")
+    for name, exp in found.items():
         if not isinstance(exp, Experiment):
-            raise TypeError(f"entry point {ep.name} = {ep.value} is not an Experiment")
-        if exp.name != ep.name:
-            raise TypeError(f"entry point {ep.name} names experiment {exp.name!r}")
-        found[ep.name] = exp
-    return dict(sorted(found.items()))
+            raise TypeError(f"entry point {name} of {GROUP} is not an Experiment")
+        if exp.name != name:
+            raise TypeError(f"entry point {name} names experiment {exp.name!r}")
+    return found
 
 
 def experiment_name(name: str, where: str = "") -> str:

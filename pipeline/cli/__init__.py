@@ -12,27 +12,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings  # noqa: E402
-from importlib.metadata import entry_points  # noqa: E402
 
 from pipeline.alloc import keep_large_allocations  # noqa: E402
 from pipeline.cli import sweep, train  # noqa: E402
 from pipeline.errors import UserError  # noqa: E402
+from pipeline.plugins import load_group  # noqa: E402
 
 COMMANDS = "gnn2gnn.commands"
 
 
 def command_groups() -> dict:
     """Name -> ``add_parsers(subparsers)`` of every ``gnn2gnn.commands`` entry point."""
-    found = {}
-    for ep in entry_points(group=COMMANDS):
-        if ep.name in found:
-            continue
-        try:
-            found[ep.name] = ep.load()
-        except Exception as exc:  # one broken plugin must not stop the others
-            warnings.warn(f"commands {ep.name} ({ep.value}) not loaded: {exc!r}", stacklevel=2)
-    return found
+    return load_group(COMMANDS, "commands")
 
 
 def build_parser() -> argparse.ArgumentParser:
