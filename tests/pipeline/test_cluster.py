@@ -48,7 +48,7 @@ def _wait(predicate, timeout: float, what: str, poll: float = 0.5):
 
 def _stop(proc: subprocess.Popen) -> None:
     """Stop a process started in its own session, and everything in its group."""
-    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+    for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:

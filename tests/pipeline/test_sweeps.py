@@ -416,7 +416,7 @@ def test_ray_job_submit_to_a_local_head_node(tmp_path, data_dir):
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         try:
-            head.wait(timeout=60)
+            head.wait(timeout=5)  # `ray start --block` may not stop on SIGTERM: then SIGKILL
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
         shutil.rmtree(ray_tmp, ignore_errors=True)
