@@ -1,6 +1,6 @@
 """Our fused dense layers vs torch-geometric's, in the steps that use them (run on demand;
-prints JSON, asserts nothing; ``tests/test_pyg.py`` checks that the pairs compute the same
-function).
+prints JSON, asserts nothing; ``tests/pipeline/nas/test_pyg.py`` checks that the pairs
+compute the same function).
 
     python benchmarks/pyg_layers.py [--threads 1] [--repeat 300]
 

@@ -65,6 +65,8 @@ class TrialResult:
         **old: Any,
     ) -> None:
         self.metrics, self.epochs = metrics, epochs
+        if isinstance(tables, list):  # the older positional form: (metrics, epochs, generated)
+            old["generated"], tables = tables, None
         self.tables = dict(tables or {})
         self.state, self.info, self.full_config = state or {}, info or {}, full_config or {}
         if old:  # the older fields: generated=[...] and frames={name: rows}
@@ -80,6 +82,9 @@ class TrialResult:
             if old.get("generated"):
                 self.tables["generated"] = old["generated"]
             self.tables.update(old.get("frames") or {})
+        reserved = set(self.tables) & {"epochs", "trials"}
+        if reserved:
+            raise ValueError(f"TrialResult: table names {sorted(reserved)} are reserved")
 
 
 RunTrial = Callable[..., TrialResult]  # (config: dict, reporter=None, progress=False)
@@ -191,13 +196,22 @@ class Experiment:
 @cache
 def experiments() -> dict[str, Experiment]:
     """Name -> experiment, in name order (loaded once per process)."""
-    found = load_group(GROUP, "experiment")
-    for name, exp in found.items():
+    found: dict[str, Experiment] = {}
+    for name, exp in load_group(GROUP, "experiment").items():
         if not isinstance(exp, Experiment):
-            raise TypeError(f"entry point {name} of {GROUP} is not an Experiment")
+            raise ConfigError(f"entry point {name} of {GROUP} is not an Experiment")
+        if exp.name != name and name in exp.aliases:
+            # an install from before a rename: the entry point still has the older name
+            # (reinstall, pip install -e ., to refresh it); the experiment is the same
+            found.setdefault(exp.name, exp)
+            continue
         if exp.name != name:
-            raise TypeError(f"entry point {name} names experiment {exp.name!r}")
-    return found
+            raise ConfigError(
+                f"entry point {name} of {GROUP} names experiment {exp.name!r}; if the project "
+                "was updated, reinstall it: pip install -e ."
+            )
+        found[name] = exp
+    return dict(sorted(found.items()))
 
 
 def experiment_name(name: str, where: str = "") -> str:

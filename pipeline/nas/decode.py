@@ -13,7 +13,7 @@ invalid one None, and only valid graphs the table lacks are hashed in Python. A 
 table (NAS-Bench-101's 423,624 cells, every NATS architecture) lacks no cell of its space,
 so a graph outside it is no cell of the space: None as well, unhashed (the metrics count
 it invalid either way; ``Benchmark.in_space``). Otherwise the hashes are exactly those of
-the Python path (``tests/test_labels.py``).
+the Python path (``tests/pipeline/nas/test_labels.py``).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ with tensor ops only (on the CPU or on the graphs' GPU):
    labels for the multisets, on the whole batch at once. Two cells get the same key
    exactly when they get the same official hash, barring a 64-bit collision: checked on
    every row of both benchmarks (each key once, one key per hash) and on generated batches
-   (``tests/test_labels.py``).
+   (``tests/pipeline/nas/test_labels.py``).
 3. **The row**: ``searchsorted`` in the sorted keys of every benchmark row, built once per
    (benchmark, slot count) and cached on disk. Rows sharing a key (isomorphic cells)
    resolve to the last one, as the hash index does.

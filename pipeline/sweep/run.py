@@ -288,6 +288,8 @@ def run_sweep(
     folder = Location.of(results) / spec.name
     if spec.trainable is None:  # a spec built in code, not read from a file
         spec = spec.model_copy(update={"trainable": default_experiment()})
+    if spec.trainable in experiment.aliases:  # an older name: the same experiment
+        spec = spec.model_copy(update={"trainable": experiment.name})
     if experiment.name != spec.trainable:
         raise SweepError(f"sweep {spec.name} runs {spec.trainable}, not {experiment.name}")
     trials = expand(

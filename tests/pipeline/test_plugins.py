@@ -129,3 +129,18 @@ def test_the_older_trial_result_form_still_works_with_a_warning():
     assert res.tables == {"generated": [{"hash": "h"}], "latent": [{"z": 0}]}
     with pytest.raises(TypeError, match="unexpected"):
         TrialResult({}, [], outputs=[])
+    with pytest.warns(DeprecationWarning):  # positionally, as (metrics, epochs, generated)
+        res = TrialResult({}, [], [{"hash": "h", "valid": True}])
+    assert res.tables == {"generated": [{"hash": "h", "valid": True}]}
+    with pytest.raises(ValueError, match="reserved"):
+        TrialResult({}, [], {"epochs": []})
+
+
+def test_an_install_from_before_a_rename_finds_the_experiment_by_its_new_name(plugin):
+    from pipeline.experiment import experiments, get_experiment
+
+    renamed = TOY.replace('name="toy_paper"', 'name="toy_new", aliases=("toy_old",)')
+    plugin("toy_old", renamed)  # its entry point still has the older name
+    assert "toy_new" in experiments() and "toy_old" not in experiments()
+    with pytest.warns(FutureWarning, match="now called 'toy_new'"):
+        assert get_experiment("toy_old").name == "toy_new"

@@ -1,11 +1,12 @@
 """No behaviour change from the layout move: fixed-seed smoke trials of every model (and a
 packed pair, arch2vec and the IO model) give the metrics and per-epoch values recorded on
-the commit before it (``tests/data/same_results_smoke.json``), bit for bit.
+the commit before it (``data/same_results_smoke.json`` beside this file), bit for bit.
 
 Float results are bit-identical on one kind of CPU only (see the developers' guide), so the
 comparison runs where the recording machine's CPU model, its vector capability and the torch
 build match, and is skipped elsewhere with the reason. Re-record (only for a change that is
-meant to move results, said in its commit) with ``python tests/test_same_results.py``.
+meant to move results, said in its commit) with
+``python tests/trainables/test_same_results.py PRETRAIN_FOLDER`` (a smoke pretraining).
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def test_every_model_gives_the_results_recorded_before_the_layout_move(pretraine
             assert g == w, f"{case} epoch {epoch}"
 
 
-if __name__ == "__main__":  # re-record: python tests/test_same_results.py PRETRAIN_FOLDER
+if __name__ == "__main__":  # re-record: see the module docstring
     cases = record_all(sys.argv[1] if len(sys.argv) > 1 else None)
     RECORD.write_text(
         json.dumps({"machine": _machine(), "cases": cases}, indent=0, sort_keys=True) + "\n"

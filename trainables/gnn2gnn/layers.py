@@ -24,7 +24,7 @@ class DirectedDenseConv(nn.Module):
     the GNN2GNN training step at batch 32 takes 13.1 / 12.8 ms with this layer and 14.3 /
     14.6 ms with PyG's (two runs: 9-14% faster), so it is kept; generation at batch 4096
     was no faster (206 / 240 ms vs 199 / 198 ms) before the padded projection below.
-    ``tests/test_pyg.py`` checks that both compute the same function (float64, 1e-5).
+    ``tests/pipeline/nas/test_pyg.py`` checks that both compute the same function (float64, 1e-5).
 
     Args:
         in_channels: node feature size.
@@ -54,12 +54,13 @@ class DirectedDenseConv(nn.Module):
         return out
 
     def _project(self, x: Tensor) -> Tensor:
-        """``self.lin(x)``. Generating many graphs on the CPU (no gradient, >= 4,096 node
-        rows), the output width is padded to a multiple of 16 with zero rows of the weight:
-        the CPU's sgemm runs about 1.5x faster at 304 outputs than at 300, and each output
-        column is the same dot product as before, so the values are the same bit for bit
-        (``tests/test_models.py``); the padding columns are never read. The weight is read
-        only then: under spectral norm each read of ``lin.weight`` is a power iteration."""
+        """``self.lin(x)``. Generating many graphs on the CPU (no gradient, >= 4,096 node rows), the
+        output width is padded to a multiple of 16 with zero rows of the weight: the CPU's
+        sgemm runs about 1.5x faster at 304 outputs than at 300, and each output column is
+        the same dot product as before, so the values are the same bit for bit
+        (``tests/trainables/gnn2gnn/test_models.py``); the padding columns are never read.
+        The weight is read only then: under spectral norm each read of ``lin.weight`` is a
+        power iteration."""
         pad = -3 * self.out_channels % 16
         rows = x.numel() // max(1, x.shape[-1])
         if pad and x.device.type == "cpu" and rows >= 4096 and not torch.is_grad_enabled():

@@ -16,10 +16,10 @@ Per trial, exactly as the unpacked step (``Trial.step``):
 - optimiser state (momentum, Adam moments) is per trial, with the trial's learning rate.
 
 At the same seed and initial weights the first step's losses equal the unpacked ones to
-float rounding (``tests/test_packed.py``); later steps drift apart by rounding only, which
-GAN training amplifies, so packed and unpacked runs agree statistically, not bitwise.
-After every epoch the stacked weights are copied back into each trial's modules, which are
-then evaluated and selected on exactly as in an unpacked run.
+float rounding (``tests/trainables/gnn2gnn/test_packed.py``); later steps drift apart by
+rounding only, which GAN training amplifies, so packed and unpacked runs agree
+statistically, not bitwise. After every epoch the stacked weights are copied back into each
+trial's modules, which are then evaluated and selected on exactly as in an unpacked run.
 """
 
 from __future__ import annotations
