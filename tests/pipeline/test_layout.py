@@ -60,14 +60,20 @@ def _graph() -> dict[str, set[str]]:
     return {name: _imports(path, name, modules) for name, path in modules.items()}
 
 
-def test_the_core_never_imports_an_experiment_or_the_analysis():
-    bad = {
+def _imports_between(importer: str, imported: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(module, dependency) pairs where a module of package ``importer`` imports one of
+    the packages ``imported``."""
+    return sorted(
         (mod, dep)
         for mod, deps in _graph().items()
-        if mod.split(".")[0] == "pipeline"
+        if mod.split(".")[0] == importer
         for dep in deps
-        if dep.split(".")[0] in ("trainables", "analysis")
-    }
+        if dep.split(".")[0] in imported
+    )
+
+
+def test_the_core_never_imports_an_experiment_or_the_analysis():
+    bad = _imports_between("pipeline", ("trainables", "analysis"))
     assert not bad, sorted(bad)
 
 
@@ -115,14 +121,8 @@ def test_the_generic_core_names_no_paper_model_benchmark_or_data_set():
 
 
 def test_analysis_never_imports_a_paper():
-    bad = {
-        (mod, dep)
-        for mod, deps in _graph().items()
-        if mod.split(".")[0] == "analysis"
-        for dep in deps
-        if dep.split(".")[0] == "trainables"
-    }
-    assert not bad, sorted(bad)
+    bad = _imports_between("analysis", ("trainables",))
+    assert not bad, bad
 
 
 def test_scanner_sees_imports_inside_functions():
