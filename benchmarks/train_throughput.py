@@ -132,7 +132,7 @@ def packed_figures(cfg, base: dict, trial: Trial, pack: int, steps: int) -> dict
     trials = [Trial(make_config({**base, "seed": s}), trial.bench) for s in range(pack)]
     packed = PackedTrainer(trials)
     feeds = [batches(t) for t in trials]
-    lam = torch.full((pack,), 0.1, device=trial.device)
+    lam = [0.1] * pack
 
     def packed_step():
         idx = [next(f) for f in feeds]

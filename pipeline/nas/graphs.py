@@ -37,7 +37,7 @@ def on_path(adj: Tensor, source: Tensor, sink: Tensor) -> Tensor:
     n = adj.shape[-1]
     reach = (adj.detach() > 0.5).to(torch.float32) + torch.eye(n, device=adj.device)
     for _ in range(max(1, math.ceil(math.log2(n)))):
-        reach = torch.bmm(reach, reach).clamp_(max=1.0)
+        reach = torch.bmm(reach, reach).clamp(max=1.0)
     fwd = torch.bmm(source.to(torch.float32).unsqueeze(1), reach).squeeze(1) > 0
     bwd = torch.bmm(reach, sink.to(torch.float32).unsqueeze(2)).squeeze(2) > 0
     return fwd & bwd

@@ -3,8 +3,9 @@ Erdos-Renyi baselines), its config and profiles; its tables are in ``analysis.gn
 
 Modules: ``config`` (typed config, profiles), ``generators``, ``edgeform``, ``critics`` and
 ``layers`` (the models), ``metrics``, ``parts`` (generator by name, optimiser, lambda
-schedule, sampling, row choice), ``trial`` (training and evaluation), ``packed`` (trials
-trained as one batched model).
+schedule, sampling, row choice), ``trial`` (one trial's state, evaluation and selection),
+``training`` (the GAN step and epoch loop, written once for P >= 1 trials), ``packed``
+(which trials pack together).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from pipeline.nas.graphs import Graphs
-from trainables.gnn2gnn.layers import DirectedDenseConv, dropout_from_uniform
+from trainables.gnn2gnn.layers import DirectedDenseConv, dense, dropout_from_uniform
 
 
 class GraphCritic(nn.Module):
@@ -53,32 +53,47 @@ class GraphCritic(nn.Module):
                 conv.lin = nn.utils.parametrizations.spectral_norm(conv.lin)
             self.out = nn.utils.parametrizations.spectral_norm(self.out)
 
+    def draws(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor | None:
+        """The dropout uniforms of a forward pass in training on ``batch_size`` graphs
+        (None: no dropout)."""
+        if not (self.training and self.dropout > 0):
+            return None
+        shape = (batch_size, self.out.in_features)
+        # the bias: under spectral norm each read of the weight is a power iteration
+        return torch.rand(shape, generator=generator, device=self.out.bias.device)
+
     def forward(
-        self, g: Graphs, groups: int = 1, generator: torch.Generator | None = None
+        self,
+        g: Graphs,
+        groups: int = 1,
+        generator: torch.Generator | None = None,
+        u: Tensor | None = None,
     ) -> Tensor:
         """``groups``: the batch is that many equal parts (e.g. real, then generated) whose
-        minibatch statistics are taken apart. ``generator``: draws the dropout mask (a
-        trial's own stream; default: torch's global one)."""
+        minibatch statistics are taken apart. The dropout mask comes from ``u``
+        (:meth:`draws`), else is drawn from ``generator`` (a trial's own stream), else
+        from torch's global one."""
         h = g.x
         for conv in self.convs:
             h = torch.relu(conv(h, g.adj))
         # absent nodes have zero features and no edges; excluding them from the pooling only
         # (not inside the convolutions) keeps gradients for edges that refinement removed
         m = g.mask.unsqueeze(-1).to(h.dtype)
-        pooled = (h * m).sum(dim=1)
+        pooled = (h * m).sum(dim=-2)  # [B, H] (packed trials: [P, B, H])
         if self.pooling == "mean":
-            pooled = pooled / m.sum(dim=1).clamp(min=1.0)
+            pooled = pooled / m.sum(dim=-2).clamp(min=1.0)
         if self.minibatch_std:
-            parts = pooled.view(groups, -1, pooled.shape[-1])
-            std = parts.std(dim=1, unbiased=False).mean(dim=-1)  # [groups]
-            std = std.repeat_interleave(parts.shape[1]).unsqueeze(1)
-            pooled = torch.cat([pooled, std], dim=1)
-        if self.training and self.dropout > 0 and generator is not None:
-            u = torch.rand(pooled.shape, generator=generator, device=pooled.device)
+            parts = pooled.view(*pooled.shape[:-2], groups, -1, pooled.shape[-1])
+            std = parts.std(dim=-2, unbiased=False).mean(dim=-1)  # [groups]
+            std = std.repeat_interleave(parts.shape[-2], dim=-1).unsqueeze(-1)
+            pooled = torch.cat([pooled, std], dim=-1)
+        if u is None and generator is not None:
+            u = self.draws(len(pooled), generator)
+        if u is not None:
             pooled = dropout_from_uniform(pooled, self.dropout, u)
-        else:
+        elif self.training and self.dropout > 0:
             pooled = nn.functional.dropout(pooled, self.dropout, self.training)
-        return self.out(pooled)
+        return dense(self.out, pooled)
 
 
 class Discriminator(GraphCritic):

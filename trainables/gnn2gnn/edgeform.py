@@ -25,8 +25,8 @@ from torch import Tensor, nn
 
 from pipeline.nas.graphs import Graphs, refine
 from pipeline.nas.spaces import NATSBENCH
-from trainables.gnn2gnn.generators import convolve_noise, noise_convs
-from trainables.gnn2gnn.layers import gumbel_softmax_st
+from trainables.gnn2gnn.generators import convolve, noise_convs, noise_draw
+from trainables.gnn2gnn.layers import dense, gumbel_from_uniform, gumbel_softmax_st
 
 # The cell's edges (source, target), in the order arch strings list them and
 # ``arch_to_cell`` numbers their op nodes (slot = position + 1).
@@ -106,13 +106,33 @@ class EdgeFormGenerator(nn.Module):
         self.register_buffer("cell_dag", torch.ones(4, 4).triu(1))
         self.register_buffer("src", torch.tensor([i for i, _ in NATS_EDGES]))
         self.register_buffer("dst", torch.tensor([j for _, j in NATS_EDGES]))
-        self.track_entropy = False  # set to keep ``last_entropy`` for a diversity bonus
-        self.last_entropy: Tensor | None = None
 
-    def forward(self, batch_size: int, generator: torch.Generator | None = None) -> Graphs:
-        full = self.cell_dag.expand(batch_size, -1, -1)
-        h = convolve_noise(self.convs, full, self.noise_dim, self.noise, generator)
-        logits = self.edge_src(h[:, self.src]) + self.edge_dst(h[:, self.dst])  # [B, 6, 5]
-        if self.track_entropy:  # mean entropy (nats) of the edges' op distributions
-            self.last_entropy = op_entropy(logits).mean()
-        return edge_ops_to_graphs(gumbel_softmax_st(logits, self.tau, generator))
+    def draws(self, batch_size: int, generator: torch.Generator | None = None) -> tuple:
+        """The random draws of one forward pass, in order: node features [B, 4, noise_dim]
+        and the edges' op uniforms [B, 6, 5]."""
+        dev = self.cell_dag.device
+        draw = noise_draw(self.noise)
+        noise = draw((batch_size, 4, self.noise_dim), generator=generator, device=dev)
+        shape = (batch_size, len(NATS_EDGES), NUM_EDGE_OPS)
+        return noise, torch.rand(shape, generator=generator, device=dev)
+
+    def forward(
+        self,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+        draws: tuple | None = None,
+        tau: float | Tensor | None = None,
+        entropy: bool = False,
+    ) -> Graphs | tuple[Graphs, Tensor]:
+        """As :meth:`Generator.forward <trainables.gnn2gnn.generators.Generator.forward>`;
+        the entropy is that of the edges' op distributions."""
+        noise, u_ops = draws if draws is not None else self.draws(batch_size, generator)
+        tau = self.tau if tau is None else tau
+        lead = noise.shape[:-2]  # [B] or, packed trials, [P, B]
+        h = convolve(self.convs, noise, self.cell_dag.expand(*lead, 4, 4))
+        src, dst = h[..., self.src, :], h[..., self.dst, :]
+        logits = dense(self.edge_src, src) + dense(self.edge_dst, dst)  # [..., 6, 5]
+        ops = gumbel_softmax_st(logits, tau, None, noise=gumbel_from_uniform(u_ops))
+        flat = edge_ops_to_graphs(ops.reshape(-1, *ops.shape[-2:]))
+        graphs = Graphs(*(f.view(*lead, *f.shape[1:]) for f in flat))
+        return (graphs, op_entropy(logits).mean((-2, -1))) if entropy else graphs

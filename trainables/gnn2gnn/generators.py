@@ -12,7 +12,13 @@ import torch
 from torch import Tensor, nn
 
 from pipeline.nas.graphs import Graphs, refine
-from trainables.gnn2gnn.layers import DirectedDenseConv, gumbel_sigmoid_st, gumbel_softmax_st
+from trainables.gnn2gnn.layers import (
+    DirectedDenseConv,
+    dense,
+    gumbel_from_uniform,
+    gumbel_sigmoid_st,
+    gumbel_softmax_st,
+)
 
 
 def noise_convs(mu: int, tau: float, noise_dim: int, hidden: int, noise: str) -> nn.ModuleList:
@@ -25,14 +31,13 @@ def noise_convs(mu: int, tau: float, noise_dim: int, hidden: int, noise: str) ->
     return nn.ModuleList(DirectedDenseConv(a, b) for a, b in pairwise(dims))
 
 
-def convolve_noise(
-    convs: nn.ModuleList, dag: Tensor, noise_dim: int, noise: str, generator
-) -> Tensor:
-    """Random node features (``noise``: uniform in [0, 1) or normal) for a batch of complete
-    DAGs ``dag`` [B, N, N], through ``convs`` with ReLU: [B, N, hidden]."""
-    b, n, _ = dag.shape
-    draw = torch.rand if noise == "uniform" else torch.randn
-    h = draw((b, n, noise_dim), generator=generator, device=dag.device)
+def noise_draw(noise: str):
+    """The draw of a GNN generator's random node features: uniform in [0, 1) or normal."""
+    return torch.rand if noise == "uniform" else torch.randn
+
+
+def convolve(convs: nn.ModuleList, h: Tensor, dag: Tensor) -> Tensor:
+    """Node features ``h`` [B, N, F] through ``convs`` with ReLU over the DAGs ``dag``."""
     for conv in convs:
         h = torch.relu(conv(h, dag))
     return h
@@ -107,41 +112,69 @@ class Generator(nn.Module):
         self.op_conv = DirectedDenseConv(hidden, hidden)
         self.op_out = nn.Linear(hidden, num_ops - 2)
         self.register_buffer("full_dag", torch.ones(num_nodes, num_nodes).triu(1))
-        self.track_entropy = False  # set to keep ``last_entropy`` for a diversity bonus
-        self.last_entropy: Tensor | None = None
 
-    def forward(self, batch_size: int, generator: torch.Generator | None = None) -> Graphs:
-        full = self.full_dag.expand(batch_size, -1, -1)
-        h = convolve_noise(self.convs, full, self.noise_dim, self.noise, generator)
+    def draws(self, batch_size: int, generator: torch.Generator | None = None) -> tuple:
+        """The random draws of one forward pass, in the order they are made: node features
+        [B, N, noise_dim], edge uniforms [B, N, N], op uniforms [B, N, K-2]."""
+        n, dev, draw = self.num_nodes, self.full_dag.device, noise_draw(self.noise)
+        return (
+            draw((batch_size, n, self.noise_dim), generator=generator, device=dev),
+            torch.rand((batch_size, n, n), generator=generator, device=dev),
+            torch.rand((batch_size, n, self.num_ops - 2), generator=generator, device=dev),
+        )
+
+    def forward(
+        self,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+        draws: tuple | None = None,
+        tau: float | Tensor | None = None,
+        entropy: bool = False,
+    ) -> Graphs | tuple[Graphs, Tensor]:
+        """``batch_size`` cells from ``draws`` (:meth:`draws`; default: drawn from
+        ``generator``) at temperature ``tau`` (default: the module's). With ``entropy``,
+        also the mean entropy (nats) of the edge and op distributions, for a diversity
+        bonus. Random draws are all made before the forward pass, so packed trials
+        (``trainables.gnn2gnn.training``) run it once on their stacked weights, with each
+        trial's own draws and a leading trial axis on every tensor ([P, B, ...]; tau [P,
+        1, 1, 1])."""
+        noise, u_edges, u_ops = draws if draws is not None else self.draws(batch_size, generator)
+        tau = self.tau if tau is None else tau
+        n = self.num_nodes
+        lead = noise.shape[:-2]  # [B] or [P, B]
+        full = self.full_dag.expand(*lead, n, n)
+        h = convolve(self.convs, noise, full)
         logits = self.edge_logits(h)
         score = torch.sigmoid(logits) * full
-        edges = gumbel_sigmoid_st(logits, self.tau, generator) * full
+        edges = gumbel_sigmoid_st(logits, tau, None, u=u_edges) * full
         h_op = torch.relu(self.op_conv(h, edges * score))
-        op_logits = self.op_out(h_op)
-        ops = gumbel_softmax_st(op_logits, self.tau, generator)
-        if self.track_entropy:  # mean entropy (nats) of the edge and op distributions
-            p = torch.sigmoid(logits)
-            ls = nn.functional.logsigmoid
-            edge_h = -(p * ls(logits) + (1 - p) * ls(-logits)) * full
-            op_l = op_logits[:, 1:-1]  # interior slots
-            op_h = -(torch.softmax(op_l, -1) * torch.log_softmax(op_l, -1)).sum(-1).mean(-1)
-            self.last_entropy = (edge_h.sum((1, 2)) / full[0].sum() + op_h).mean()
-        return refine(fixed_io(ops), edges)
+        op_logits = dense(self.op_out, h_op)
+        ops = gumbel_softmax_st(op_logits, tau, None, noise=gumbel_from_uniform(u_ops))
+        flat = refine(fixed_io(ops.reshape(-1, *ops.shape[-2:])), edges.reshape(-1, n, n))
+        graphs = Graphs(*(f.view(*lead, *f.shape[1:]) for f in flat))
+        if not entropy:
+            return graphs
+        p = torch.sigmoid(logits)
+        ls = nn.functional.logsigmoid
+        edge_h = -(p * ls(logits) + (1 - p) * ls(-logits)) * full
+        op_l = op_logits[..., 1:-1, :]  # interior slots
+        op_h = -(torch.softmax(op_l, -1) * torch.log_softmax(op_l, -1)).sum(-1).mean(-1)
+        return graphs, (edge_h.sum((-2, -1)) / self.full_dag.sum() + op_h).mean(-1)
 
     def edge_logits(self, h: Tensor) -> Tensor:
         """[B, N, N] logit of edge v -> w: sigmoid of it is the edge probability (entries
         off the upper triangle are ignored by the caller)."""
-        return self.edge_logits_from(self.edge_src(h), self.edge_dst(h))
+        return self.edge_logits_from(dense(self.edge_src, h), dense(self.edge_dst, h))
 
     def edge_logits_from(self, src: Tensor, dst: Tensor) -> Tensor:
         """``edge_logits`` from the two dense layers' outputs ([B, N, S] each)."""
         if self.edge_scorer == "sigmoid":
-            return src + dst.transpose(1, 2)
-        raw = src.unsqueeze(2) + dst.unsqueeze(1)  # [B, v, w, 2]
+            return src + dst.transpose(-1, -2)
+        raw = src.unsqueeze(-2) + dst.unsqueeze(-3)  # [B, v, w, 2]
         incoming = self.full_dag.bool().unsqueeze(-1)  # v -> w exists for v < w
         # softmax over the sources v of each target w; column 0 has none (all masked, its
         # uniform weights are multiplied away by the caller's DAG mask)
-        s = torch.softmax(raw.masked_fill(~incoming, -1e9), dim=1) + 0.5
+        s = torch.softmax(raw.masked_fill(~incoming, -1e9), dim=-3) + 0.5
         return s[..., 1] - s[..., 0]
 
 

@@ -45,10 +45,17 @@ class DirectedDenseConv(nn.Module):
         self.lin.reset_parameters()
 
     def forward(self, x: Tensor, adj: Tensor, mask: Tensor | None = None) -> Tensor:
-        h = self.out_channels
+        h, n = self.out_channels, x.shape[-2]
+        lead = x.shape[:-2]  # [B] or, packed trials, [P, B]
         y = self._project(x)
-        root, from_pred, from_succ = y[..., :h], y[..., h : 2 * h], y[..., 2 * h : 3 * h]
-        out = root + torch.bmm(adj.transpose(1, 2), from_pred) + torch.bmm(adj, from_succ)
+        if y.shape[-1] != 3 * h:  # padded (no gradient): see ``_project``
+            y = y[..., : 3 * h]
+        # split, not three slices: the backward of a slice is a zero tensor of y's size,
+        # filled in (with 3H = 300 columns, 40% of a packed step's backward went to it)
+        root, from_pred, from_succ = y.reshape(-1, n, 3 * h).split(h, dim=-1)
+        a = adj.expand(*lead, n, n).reshape(-1, n, n)  # a shared DAG serves every trial
+        out = root + torch.bmm(a.transpose(1, 2), from_pred) + torch.bmm(a, from_succ)
+        out = out.view(*lead, n, h)
         if mask is not None:
             out = out * mask.unsqueeze(-1).to(out.dtype)
         return out
@@ -63,13 +70,36 @@ class DirectedDenseConv(nn.Module):
         power iteration."""
         pad = -3 * self.out_channels % 16
         rows = x.numel() // max(1, x.shape[-1])
-        if pad and x.device.type == "cpu" and rows >= 4096 and not torch.is_grad_enabled():
+        cpu = x.device.type == "cpu"
+        if pad and cpu and rows >= 4096 and not torch.is_grad_enabled() and not stacked(self.lin):
             w, b = self.lin.weight, self.lin.bias
             return F.linear(x, F.pad(w, (0, 0, 0, pad)), F.pad(b, (0, pad)))
-        return self.lin(x)
+        return dense(self.lin, x)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.in_channels}, {self.out_channels})"
+
+
+def stacked(lin: nn.Linear) -> bool:
+    """True when ``lin`` holds packed trials' weights, [P, out, in] (``functional_call`` with
+    stacked parameters; see ``trainables.gnn2gnn.training``). A parametrized weight (spectral
+    norm) is never stacked, and is not read here: each read is a power iteration."""
+    return not nn.utils.parametrize.is_parametrized(lin) and lin.weight.dim() == 3
+
+
+def dense(lin: nn.Linear, x: Tensor) -> Tensor:
+    """``lin(x)`` over x's last dim, as one 2-D matmul over its flattened leading dims (the
+    same values: torch flattens a contiguous input so too). Packed trials (:func:`stacked`):
+    x [P, ..., in] against each trial's own weights, one batched matmul."""
+    if not stacked(lin):
+        return lin(x.reshape(-1, x.shape[-1])).view(*x.shape[:-1], lin.out_features)
+    w, b = lin.weight, lin.bias
+    flat = x.reshape(x.shape[0], -1, x.shape[-1])
+    if b is None:
+        y = torch.bmm(flat, w.transpose(1, 2))
+    else:
+        y = torch.baddbmm(b.unsqueeze(1), flat, w.transpose(1, 2))
+    return y.view(*x.shape[:-1], w.shape[1])
 
 
 def gumbel_noise(shape: torch.Size, generator: torch.Generator | None, device) -> Tensor:
@@ -79,7 +109,7 @@ def gumbel_noise(shape: torch.Size, generator: torch.Generator | None, device) -
 
 def gumbel_from_uniform(u: Tensor) -> Tensor:
     """Standard Gumbel noise from uniform draws ``u`` in [0, 1)."""
-    return -torch.log(-torch.log(u.clamp_(1e-10, 1.0 - 1e-7)))
+    return -torch.log(-torch.log(u.clamp(1e-10, 1.0 - 1e-7)))
 
 
 def gumbel_softmax_st(
@@ -99,7 +129,7 @@ def gumbel_softmax_st(
     if not hard:
         return y
     index = y.argmax(dim=-1, keepdim=True)
-    y_hard = torch.zeros_like(y).scatter_(-1, index, 1.0)
+    y_hard = torch.zeros_like(y).scatter(-1, index, 1.0)
     return y_hard - y.detach() + y
 
 
@@ -117,7 +147,7 @@ def gumbel_sigmoid_st(
     """
     if u is None:
         u = torch.rand(logits.shape, generator=generator, device=logits.device)
-    u = u.clamp_(1e-7, 1.0 - 1e-7)
+    u = u.clamp(1e-7, 1.0 - 1e-7)
     y = torch.sigmoid((logits + torch.log(u) - torch.log1p(-u)) / tau)
     y_hard = (y > 0.5).to(y.dtype)
     return y_hard - y.detach() + y

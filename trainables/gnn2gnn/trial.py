@@ -43,7 +43,6 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 import trainables.gnn2gnn.parts as parts
 from pipeline.experiment import Reporter, TrialResult, pick_device
@@ -58,6 +57,7 @@ from trainables.gnn2gnn.critics import Discriminator, Valuer
 from trainables.gnn2gnn.metrics import Reference, generation_metrics, reference_metrics
 from trainables.gnn2gnn.outputs import generated_rows, trial_info, trial_state
 from trainables.gnn2gnn.parts import build_generator, choose_rows, generate, lambda_at, optimizer
+from trainables.gnn2gnn.training import LOSS_NAMES, Training
 
 
 class Trial:
@@ -92,10 +92,6 @@ class Trial:
         )
         torch.manual_seed(cfg.seed)
         self.gen = build_generator(cfg, space.num_ops, self.n).to(dev)
-        # the diversity bonus: the GNN2GNN generators keep the entropy of their last draw
-        self.entropy_bonus = cfg.entropy_weight > 0 and cfg.model in ("gnn2gnn", "gnn2gnn_edges")
-        if self.entropy_bonus:
-            self.gen.track_entropy = True
         critic = {
             "num_ops": space.num_ops,
             "nu": cfg.nu,
@@ -159,6 +155,7 @@ class Trial:
         # pipeline.nas.labels). On one CPU thread, 1.2 ms a batch of 32 against 3-4 ms for the
         # per-graph host cache, which misses on most generated graphs all trial long.
         self.row_lookup = None
+        self._training: Training | None = None  # ``step``'s, built on first use
         if cfg.valuer_on_generated and self.trainable:
             self.use_device_labels()
 
@@ -189,79 +186,16 @@ class Trial:
         return self.gen_target[rows]
 
     def step(self, idx: torch.Tensor, lam: float) -> dict[str, torch.Tensor]:
-        """One D, V and G update on a batch of real training cells (indices ``idx``).
-
-        D and V are updated first (on real cells and the detached generated batch), then G
-        against the updated critics."""
-        real = Graphs(self.real.x[idx], self.real.adj[idx], self.real.mask[idx])
-        b = len(idx)
-        fake = self.gen(b, self.sampler)
-        ones = torch.ones(b, 1, device=self.device)
-        zeros = torch.zeros(b, 1, device=self.device)
-        # discriminator
-        both = Graphs(*(torch.cat([r, f.detach()]) for r, f in zip(real, fake, strict=True)))
-        d_real, d_fake = self.disc(both, groups=2, generator=self.sampler).split(b)
-        d_loss = F.binary_cross_entropy_with_logits(
-            d_real, ones
-        ) + F.binary_cross_entropy_with_logits(d_fake, zeros)
-        # valuer, on real training cells
-        v_target = self.strong[idx] if self.cfg.valuer == "C" else self.acc[idx]
-        v_input = real
-        v_weight = None
-        if self.cfg.valuer_on_generated:
-            if self.row_lookup is not None:  # rows -2 and -1 are the table's last entries
-                rows = self.row_lookup.rows(fake.x, fake.adj, fake.mask)
-                gen_t = self.gen_target_t[rows % len(self.gen_target_t)]
-            else:
-                gen_t = torch.as_tensor(
-                    self.valuer_targets(self.decoder.rows(fake, self.bench.index)),
-                    device=self.device,
-                )
-            known = ~torch.isnan(gen_t)
-            v_input = both
-            v_target = torch.cat([v_target, torch.nan_to_num(gen_t)])
-            v_weight = torch.cat([torch.ones(b, device=self.device), known.float()])
-        v_out = self.valuer(v_input, generator=self.sampler).squeeze(1)
-        if self.cfg.valuer == "C":
-            v_loss = F.binary_cross_entropy_with_logits(
-                v_out, v_target, weight=v_weight, reduction="sum"
-            )
-        else:
-            v_loss = (
-                F.mse_loss(v_out, v_target, reduction="none")
-                * (1.0 if v_weight is None else v_weight)
-            ).sum()
-        v_loss = v_loss / (b if v_weight is None else v_weight.sum())
-        self.opt_dv.zero_grad(set_to_none=True)
-        (d_loss + v_loss).backward()
-        self.opt_dv.step()
-        # generator
-        gan_loss = F.binary_cross_entropy_with_logits(self.disc(fake, generator=self.sampler), ones)
-        v_fake = self.valuer(fake, generator=self.sampler)
-        if self.cfg.valuer == "C":
-            reward_loss = F.binary_cross_entropy_with_logits(v_fake, ones)
-        else:
-            reward_loss = F.mse_loss(v_fake, torch.full_like(v_fake, self.best_acc))
-        g_loss = lam * gan_loss + (1.0 - lam) * reward_loss
-        if self.entropy_bonus:
-            g_loss = g_loss - self.cfg.entropy_weight * self.gen.last_entropy
-        self.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward(inputs=self.opt_g.param_groups[0]["params"])  # G grads only
-        self.opt_g.step()
-        if self.shown is not self.gen:
-            self._update_ema()
-        return {
-            "d_loss": d_loss.detach(),
-            "v_loss": v_loss.detach(),
-            "g_loss": g_loss.detach(),
-            "gan_loss": gan_loss.detach(),
-            "reward_loss": reward_loss.detach(),
-            "d_real_acc": (d_real.detach() > 0).float().mean(),
-            "d_fake_acc": (d_fake.detach() < 0).float().mean(),
-        }
+        """One D, V and G update on a batch of real training cells (indices ``idx``): the
+        step of :class:`~trainables.gnn2gnn.training.Training` for this trial alone. Returns
+        the step's losses by name (0-d tensors)."""
+        if self._training is None:
+            self._training = Training([self])
+        out = self._training.step(idx.unsqueeze(0), [lam])[0]
+        return dict(zip(LOSS_NAMES, out.unbind(), strict=True))
 
     @torch.no_grad()
-    def _update_ema(self) -> None:
+    def update_ema(self) -> None:
         decay = self.cfg.generator_ema
         for avg, cur in zip(self.shown.parameters(), self.gen.parameters(), strict=True):
             avg.lerp_(cur, 1.0 - decay)
@@ -291,36 +225,10 @@ class Trial:
         return parts.split_top_share(hashes, self.split_acc, top, distinct)
 
     def run(self, reporter: Reporter | None = None, progress: bool = False) -> TrialResult:
-        cfg = self.cfg
-        self.begin()
-        bar = None
-        if progress and self.epochs:
-            from tqdm import tqdm
+        """Train, evaluate and select each epoch, and return the result."""
+        return Training([self]).run([reporter], progress)[0]
 
-            total = self.epochs * self.steps_per_epoch
-            bar = tqdm(total=total, unit="step", desc=cfg.model, mininterval=1.0)
-        for epoch in range(max(self.epochs, 1)):
-            te = time.perf_counter()
-            sums: dict[str, float] = {}
-            lam = lambda_at(epoch, cfg)
-            if self.trainable:
-                order = self.epoch_order()
-                acc = None
-                for s in range(self.steps_per_epoch):
-                    out = self.step(order[s * cfg.batch_size : (s + 1) * cfg.batch_size], lam)
-                    stacked = torch.stack(list(out.values()))
-                    acc = stacked if acc is None else acc + stacked
-                    if bar is not None:
-                        bar.update(1)
-                sums = dict(zip(out.keys(), (acc / self.steps_per_epoch).tolist(), strict=True))
-            row = self.end_epoch(epoch, sums, time.perf_counter() - te, te, reporter)
-            if bar is not None:
-                bar.set_postfix(top10=f"{row['top10']:.1f}", acc=f"{row['mean_acc']:.2f}")
-        if bar is not None:
-            bar.close()
-        return self.finish()
-
-    # The pieces of ``run``, also driven by the packed trainer (``trainables.gnn2gnn.packed``).
+    # The pieces of a run, driven by ``trainables.gnn2gnn.training.Training``.
 
     def begin(self) -> None:
         """Start a run: the clock, the shuffling stream, the epoch rows, the selection."""
