@@ -132,6 +132,10 @@ class Experiment:
     # reporters, progress=False)`` trains such a group, returning one result per config.
     pack_key: Callable[[Mapping[str, Any]], Any] | None = None
     run_packed: Callable[..., list[TrialResult]] | None = None
+    # True: ``run_trial``, ``pack_key`` and ``run_packed`` also take the validated Config
+    # (of :meth:`make_config`), and a sweep hands them that, validated once on the driver;
+    # False (the older protocol): they get each trial's config dict.
+    takes_config: bool = False
 
     def __post_init__(self) -> None:
         missing = set(PROFILES) - set(self.profiles)
@@ -161,14 +165,22 @@ class Experiment:
             return self.apply_overrides(config, overrides)
         return {**config, **overrides}
 
-    def make_config(self, data: Mapping[str, Any], source: str = "trial config"):
-        """The validated Config (see :func:`make_config`), cross-field rules checked."""
+    def make_config(
+        self, data: Mapping[str, Any] | pydantic.BaseModel, source: str = "trial config"
+    ):
+        """The validated Config (see :func:`make_config`), cross-field rules checked. A
+        Config of this experiment is returned as it is: a trial's config is validated once,
+        where it enters (the command line, the sweep file), and travels typed after that."""
+        if isinstance(data, self.config):
+            return data
         cfg = make_config(self.config, self.profiles, data, source)
         if self.check is not None:
             self.check(cfg, source)
         return cfg
 
-    def pack_groups(self, configs: list[Mapping[str, Any]], pack: int) -> list[list[int]]:
+    def pack_groups(
+        self, configs: list[Mapping[str, Any] | pydantic.BaseModel], pack: int
+    ) -> list[list[int]]:
         """Indices of ``configs`` in groups of at most ``pack`` trials that train packed
         (equal ``pack_key``), in first-seen order; every trial alone when the experiment
         does not pack or ``pack`` is 1."""

@@ -33,13 +33,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     exp = get_experiment(args.experiment)
     config = config_from_args(args, args.config_keys, exp.config)
-    exp.make_config(config, "command line")  # errors name the option before anything loads
+    typed = exp.make_config(config, "command line")  # errors name the option before loading
+
+    def given(cfg: dict, cfg_typed):
+        """What the experiment's functions get: the Config validated here, or the dict."""
+        return cfg_typed if exp.takes_config else cfg
 
     def report(row: dict) -> None:
         log(_progress_line(row))
 
     if args.seeds is None:
-        result = exp.run_trial(config, reporter=report, progress=not args.json)
+        result = exp.run_trial(given(config, typed), reporter=report, progress=not args.json)
         summary = {**result.info, **result.metrics}
         if args.out:
             summary["out"] = str(write_trial_outputs(Path(args.out), config, result))
@@ -49,11 +53,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if "seed" in config:
         raise UserError("give either --seed or --seeds, not both")
     configs = [{**config, "seed": s} for s in seeds]
-    for cfg in configs:
-        exp.make_config(cfg, "command line")
-    groups = exp.pack_groups(configs, len(configs))
+    handed = [given(cfg, exp.make_config(cfg, "command line")) for cfg in configs]
+    groups = exp.pack_groups(handed, len(configs))
     for group in groups:
         members = [configs[i] for i in group]
+        inputs = [handed[i] for i in group]
         if len(members) > 1:
             log(f"training seeds {[c['seed'] for c in members]} packed")
 
@@ -61,11 +65,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                 return lambda row: log(f"seed={seed}  " + _progress_line(row))
 
             reporters = [reporter_for(c["seed"]) for c in members]
-            results = exp.run_packed(members, reporters, progress=not args.json)
+            results = exp.run_packed(inputs, reporters, progress=not args.json)
         else:
             if len(configs) > 1:
                 log(f"training seed {members[0]['seed']} (cannot be packed)")
-            results = [exp.run_trial(members[0], reporter=report, progress=not args.json)]
+            results = [exp.run_trial(inputs[0], reporter=report, progress=not args.json)]
         for cfg, result in zip(members, results, strict=True):
             summary = {"seed": cfg["seed"], **result.info, **result.metrics}
             if args.out:

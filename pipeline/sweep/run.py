@@ -143,7 +143,7 @@ def _tune_callback_class():
             members = self._members(trial)
             for m in members:
                 tid, cfg = m["trial_id"], m["trial"]
-                full = self.meta["make_config"](cfg).model_dump(by_alias=True)
+                full = self.meta["full"][tid]
                 tags = {k: full[k] for k in self.meta["tag_fields"] if k in full}
                 fields = self.meta["run_name_fields"]
                 name = "-".join(f"{k}={full[k]}" for k in fields if k in full)
@@ -175,9 +175,7 @@ def _tune_callback_class():
                 "status": status,
                 **self.meta["row"],
                 **member["trial"],
-                # typed values (``1e-3`` in a YAML file is a string until validated), so
-                # every row of the dataset has the same column types, failed rows too
-                **self.meta["make_config"](member["trial"]).model_dump(by_alias=True),
+                **self.meta["full"][tid],
                 "attempts": int(getattr(trial, "num_failures", 0)) + 1,
                 "started_at": self.started.get(tid),
                 "finished_at": time.time(),
@@ -292,14 +290,10 @@ def run_sweep(
         spec = spec.model_copy(update={"trainable": experiment.name})
     if experiment.name != spec.trainable:
         raise SweepError(f"sweep {spec.name} runs {spec.trainable}, not {experiment.name}")
-    trials = expand(
-        spec,
-        profile,
-        overrides,
-        source=spec.name,
-        validate_config=lambda _, cfg, where: experiment.make_config(cfg, where),
-        override=experiment.override,
-    )
+    trials = expand(spec, profile, overrides, source=spec.name, override=experiment.override)
+    # each trial's config validated once, here; the typed Config travels to the callback
+    # and the worker after that
+    typed = {trial_id(c): experiment.make_config(c, f"{spec.name}: trial {c}") for c in trials}
     store = ResultsStore(folder)
     finished = store.finished_ids()
     if finished and not resume:
@@ -343,8 +337,13 @@ def run_sweep(
             "cwd": os.getcwd(),
         }
         specs = []
-        for group in experiment.pack_groups([c for _, c in pending], pack):
-            members = [{"trial_id": pending[i][0], "trial": pending[i][1]} for i in group]
+        # what the experiment's functions are handed: its Config, or the older dict
+        given = {tid: typed[tid] if experiment.takes_config else c for tid, c in pending}
+        for group in experiment.pack_groups(list(given.values()), pack):
+            members = [
+                {"trial_id": pending[i][0], "trial": pending[i][1], "config": given[pending[i][0]]}
+                for i in group
+            ]
             if len(members) == 1:
                 specs.append({**common, **members[0]})
             else:  # one Ray trial; its id names the group by its first member
@@ -360,7 +359,9 @@ def run_sweep(
                 "table": spec.table,
                 "versions": json.dumps(versions()),
             },
-            "make_config": experiment.make_config,
+            # every column of a trial's row, typed (``1e-3`` in a YAML file is a string
+            # until validated), so every row has the same column types, failed rows too
+            "full": {tid: cfg.model_dump(by_alias=True) for tid, cfg in typed.items()},
             "tag_fields": experiment.tag_fields,
             "run_name_fields": experiment.run_name_fields,
             "info_tags": experiment.info_tags,

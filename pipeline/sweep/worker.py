@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import torch
+from pydantic import BaseModel
 
 from pipeline.alloc import keep_large_allocations
 from pipeline.paths import DataNotFoundError, node_name, resolve_data_dir
@@ -29,9 +30,11 @@ def node_data_dir(data_dir: str) -> Path:
 
 def tune_entry(config: dict) -> None:
     """Ray Tune entry: ``config["spec"]`` = {"experiment", "trial": <trial config>,
-    "trial_id", "cpus", "data_dir", "cwd"}, and for a packed group ``"members"``: [{"trial",
-    "trial_id"}, ...] trained together by the experiment's ``run_packed``, each member's
-    files in a subfolder named by its trial id. ``data_dir``: see :func:`node_data_dir`.
+    "config": <its Config, validated on the driver, or for an experiment without
+    ``takes_config`` the trial config>, "trial_id", "cpus", "data_dir", "cwd"},
+    and for a packed group ``"members"``: [{"trial", "config", "trial_id"}, ...] trained
+    together by the experiment's ``run_packed``, each member's files in a subfolder named
+    by its trial id. ``data_dir``: see :func:`node_data_dir`.
 
     Reports every epoch to Tune, then a final result with a checkpoint folder holding the
     trial's files (result.json, epochs/generated and extra Parquet tables, model.pt), which
@@ -60,13 +63,17 @@ def tune_entry(config: dict) -> None:
     if spec.get("data_dir") and "data_dir" in fields:
         data_dir = str(node_data_dir(spec["data_dir"]))
 
-    def prepare(trial: dict) -> dict:
-        cfg = dict(trial)
+    def prepare(member: dict):
+        """The trial's config as written (``result.json``) and the typed Config it runs
+        with (validated once, on the driver), with this node's data folder and device."""
+        cfg, updates = dict(member["trial"]), {}
         if data_dir and not cfg.get("data_dir"):
-            cfg["data_dir"] = data_dir
+            updates["data_dir"] = data_dir
         if "device" in fields and cfg.get("device", "auto") == "auto":
-            cfg["device"] = "cuda" if ray.get_gpu_ids() else "cpu"
-        return cfg
+            updates["device"] = "cuda" if ray.get_gpu_ids() else "cpu"
+        cfg.update(updates)
+        given = member.get("config", cfg)  # the older protocol: the dict
+        return cfg, (given.model_copy(update=updates) if isinstance(given, BaseModel) else cfg)
 
     def reporter(member: int | None):
         tag = {} if member is None else {"member": member}
@@ -76,17 +83,17 @@ def tune_entry(config: dict) -> None:
 
     members = spec.get("members")
     if members:  # a packed group: one batched model, one result folder per member
-        cfgs = [prepare(m["trial"]) for m in members]
+        cfgs, typed = zip(*(prepare(m) for m in members), strict=True)
         reporters = [reporter(i) for i in range(len(members))]
-        results = experiment.run_packed(cfgs, reporters)
+        results = experiment.run_packed(list(typed), reporters)
         with tempfile.TemporaryDirectory() as tmp:
             for m, cfg, result in zip(members, cfgs, results, strict=True):
                 write_trial_outputs(Path(tmp) / m["trial_id"], cfg, result)
             final = {"final": 1, "packed": len(members)}
             tune.report(final, checkpoint=tune.Checkpoint.from_directory(tmp))
         return
-    trial_cfg = prepare(spec["trial"])
-    result = experiment.run_trial(trial_cfg, reporter=reporter(None))
+    trial_cfg, typed = prepare(spec)
+    result = experiment.run_trial(typed, reporter=reporter(None))
     with tempfile.TemporaryDirectory() as tmp:
         write_trial_outputs(Path(tmp), trial_cfg, result)
         tune.report({**result.metrics, "final": 1}, checkpoint=tune.Checkpoint.from_directory(tmp))

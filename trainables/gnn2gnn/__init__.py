@@ -18,7 +18,7 @@ from trainables.gnn2gnn.trial import Trial
 
 
 def run_trial(
-    config: dict,
+    config: dict | GNN2GNNConfig,
     reporter: Reporter | None = None,
     progress: bool = False,
     bench: Benchmark | None = None,
@@ -27,7 +27,7 @@ def run_trial(
     return Trial(EXPERIMENT.make_config(config), bench).run(reporter, progress)
 
 
-def pack_key(config: dict):
+def pack_key(config: dict | GNN2GNNConfig):
     """Equal for trials that can train packed (``trainables.gnn2gnn.packed``)."""
     from trainables.gnn2gnn.packed import pack_key as key
 
@@ -35,7 +35,7 @@ def pack_key(config: dict):
 
 
 def run_packed(
-    configs: list[dict],
+    configs: list[dict | GNN2GNNConfig],
     reporters: list[Reporter | None] | None = None,
     progress: bool = False,
     bench: Benchmark | None = None,
@@ -61,6 +61,7 @@ EXPERIMENT = Experiment(
     config=GNN2GNNConfig,
     profiles=PROFILES,
     run_trial=run_trial,
+    takes_config=True,
     progress_metric="mean_acc",
     run_name_fields=("model", "mu", "tau", "lambda", "seed"),
     tag_fields=("profile", "benchmark", "dataset", "model"),

@@ -13,7 +13,7 @@ from trainables.infonas.trial import IOTrial
 
 
 def run_trial(
-    config: dict,
+    config: dict | IOEmbeddingConfig,
     reporter: Reporter | None = None,
     progress: bool = False,
     bench: Benchmark | None = None,
@@ -29,6 +29,7 @@ EXPERIMENT = Experiment(
     config=IOEmbeddingConfig,
     profiles=PROFILES,
     run_trial=run_trial,
+    takes_config=True,
     progress_metric="ops_acc",
     run_name_fields=("model", "same_batches", "seed"),
     tag_fields=("profile", "benchmark", "dataset", "model"),

@@ -1,6 +1,8 @@
 import json
 import subprocess
 import sys
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 
 import numpy as np
 import pytest
@@ -242,6 +244,11 @@ def test_selection_score_counts_distinct_cells_where_labels_are_sparse(nb101, na
     assert by_rule["auto"].split_top_share(cells) == 50.0
 
 
+def _one_thread_metrics(config: dict) -> dict:
+    torch.set_num_threads(1)
+    return run_trial(config).metrics
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("benchmark", ["natsbench", "nasbench101"])
 def test_default_gnn2gnn_beats_erdos_renyi(benchmark):
@@ -250,11 +257,12 @@ def test_default_gnn2gnn_beats_erdos_renyi(benchmark):
     and on NAS-Bench-101's labelled subset. Measured at this commit (K = 1,000):
     see docs/reproduction.md, "How the default recipe was chosen"."""
     seeds = (0, 1, 2)
-    ours, er = [], []
-    for seed in seeds:
-        cfg = {"benchmark": benchmark, "profile": "cpu", "seed": seed, "device": "cpu"}
-        ours.append(run_trial({**cfg, "model": "gnn2gnn"}).metrics)
-        er.append(run_trial({**cfg, "model": "random"}).metrics)
+    base = {"benchmark": benchmark, "profile": "cpu", "device": "cpu"}
+    configs = [{**base, "seed": s, "model": m} for s in seeds for m in ("gnn2gnn", "random")]
+    # one trial per core, on one thread each, as a sweep runs them
+    with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
+        metrics = list(pool.map(_one_thread_metrics, configs))
+    ours, er = metrics[0::2], metrics[1::2]
     mean = lambda ms, k: float(np.mean([m[k] for m in ms]))  # noqa: E731
     assert all(m["n_known"] > 0 for m in ours)
     assert mean(ours, "top10") > 1.5 * mean(er, "top10"), (ours, er)
@@ -273,3 +281,14 @@ def test_generator_ema_averages_the_weights_it_evaluates(nats):
     assert not any(p.requires_grad for p in trial.shown.parameters())
     plain = Trial(make_config({**SMOKE, "device": "cpu"}), nats)
     assert plain.shown is plain.gen  # off by default: G itself is evaluated
+
+
+def test_a_validated_config_travels_as_it_is():
+    """A trial's config is validated once, where it enters: the experiment's functions take
+    the typed Config and do not validate it again (issue 24)."""
+    from trainables.gnn2gnn import EXPERIMENT
+
+    cfg = make_config({**SMOKE, "lambda": 0.25})
+    assert EXPERIMENT.takes_config and EXPERIMENT.make_config(cfg) is cfg
+    assert EXPERIMENT.make_config(cfg.model_dump(by_alias=True)) == cfg
+    assert EXPERIMENT.pack_key(cfg) == EXPERIMENT.pack_key(cfg.model_dump(by_alias=True))
