@@ -270,3 +270,38 @@ def test_cli_bad_input_exits_2_without_traceback(data_dir):
     )
     assert res.returncode == 2
     assert "unknown op 'conv9x9'" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_nasbench101_seen_mean_label_is_the_mean_of_the_seen_repeats(nb101, tmp_path):
+    """``val_acc_108_mean`` on the shared table: per cell the mean of ``val_acc_108_seen``
+    (and how many), NaN where none was seen; the default label stays r1 (issue 25)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    full = pq.read_table(nb101.source)
+    rows = [0, 1, 2, 3]
+    small = full.take(rows)
+    seen = [[0.90, 0.92, 0.94], [0.80], [], None]
+    small = small.set_column(
+        small.column_names.index("val_acc_108_seen"),
+        "val_acc_108_seen",
+        pa.array(seen, type=pa.list_(pa.float32())),
+    )
+    path = tmp_path / "nasbench101.parquet"
+    pq.write_table(small, path)
+    assert nasbench101.load(path).label == "val_acc_108_r1"
+    bench = nasbench101.load(path, label="val_acc_108_mean")
+    want = [np.mean(np.float32([0.90, 0.92, 0.94]).astype(np.float64)), np.float32(0.80)]
+    np.testing.assert_allclose(bench.accuracy[:2], 100.0 * np.array(want), rtol=1e-12)
+    assert np.isnan(bench.accuracy[2:]).all()
+    assert bench.extra["val_acc_108_repeats"].tolist() == [3, 1, 0, 0]
+    assert "val_acc_108_mean" in bench.notes["labels_available"]
+    # the shared table: every cell seen in any repeat is labelled, the small ones included
+    mean = load_benchmark("nasbench101", data_dir=nb101.source.parent, label="val_acc_108_mean")
+    assert mean.num_labelled == 30_267 and mean.label == "val_acc_108_mean"
+    tiny = nb101.num_vertices <= 3
+    assert int(tiny.sum()) == 7
+    assert int(mean.labelled[tiny].sum()) == 7 and int(nb101.labelled[tiny].sum()) == 2
+    both = nb101.labelled & mean.labelled
+    single = (mean.extra["val_acc_108_repeats"] == 1).to_numpy() & both
+    np.testing.assert_allclose(mean.accuracy[single], nb101.accuracy[single], rtol=1e-12)
