@@ -87,7 +87,7 @@ class TrialResult:
             raise ValueError(f"TrialResult: table names {sorted(reserved)} are reserved")
 
 
-RunTrial = Callable[..., TrialResult]  # (config: dict, reporter=None, progress=False)
+RunTrial = Callable[..., TrialResult]  # (config, reporter=None, progress=False); see takes_config
 
 
 def make_config(
@@ -127,9 +127,10 @@ class Experiment:
     # e.g. a benchmark that has one data set only).
     sweep_overrides: tuple[str, ...] = ()
     apply_overrides: Callable[[dict, Mapping[str, Any]], dict] | None = None
-    # Trial packing (optional): ``pack_key(config dict)`` is equal for trials that can train
-    # together as one batched model (None: this one cannot), and ``run_packed(config dicts,
-    # reporters, progress=False)`` trains such a group, returning one result per config.
+    # Trial packing (optional): ``pack_key(config)`` is equal for trials that can train
+    # together as one batched model (None: this one cannot), and ``run_packed(configs,
+    # reporters, progress=False)`` trains such a group, returning one result per config
+    # (configs: dicts, or the validated Configs with ``takes_config``).
     pack_key: Callable[[Mapping[str, Any]], Any] | None = None
     run_packed: Callable[..., list[TrialResult]] | None = None
     # True: ``run_trial``, ``pack_key`` and ``run_packed`` also take the validated Config
@@ -171,7 +172,9 @@ class Experiment:
         """The validated Config (see :func:`make_config`), cross-field rules checked. A
         Config of this experiment is returned as it is: a trial's config is validated once,
         where it enters (the command line, the sweep file), and travels typed after that."""
-        if isinstance(data, self.config):
+        if isinstance(data, self.config):  # its fields were checked when it was made
+            if self.check is not None:
+                self.check(data, source)
             return data
         cfg = make_config(self.config, self.profiles, data, source)
         if self.check is not None:

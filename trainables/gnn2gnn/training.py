@@ -15,13 +15,15 @@ per-trial function (:func:`_generate`, :func:`_critic_losses`, :func:`_generator
   is shared; the P losses are summed for one backward), and one optimiser with a parameter
   group per trial (its own learning rate, momentum and Adam moments) updates them.
 
-Every random draw (noise, Gumbel and dropout uniforms) is made before the forward pass that
-uses it, from the trial's own ``sampler`` and in the order of the unpacked step, so a packed
+Every random draw of the GNN2GNN generators and the critics (noise, Gumbel and dropout
+uniforms) is made before the forward pass that uses it, from the trial's own ``sampler``
+and in the order of the unpacked step (the baselines, one trial at a time, draw as they
+go), so a packed
 trial's first step equals the unpacked one to float rounding
 (``tests/trainables/gnn2gnn/test_packed.py``). Within an epoch every shape is fixed (but
 the last, shorter batch) and the step reads nothing back to the host (V's labels for
-generated cells are looked up on the device; the per-step losses are accumulated there and
-read once per epoch), as CUDA graphs would need.
+generated cells are looked up on the device, unless a trial has no device lookup; the
+per-step losses are accumulated there and read once per epoch), as CUDA graphs would need.
 """
 
 from __future__ import annotations
@@ -60,6 +62,16 @@ def _mean(x: Tensor, lead: int) -> Tensor:
     return x.mean() if not lead else x.flatten(1).mean(1)
 
 
+def _loss(fn: Callable, x: Tensor, y: Tensor, lead: int, reduction: str = "mean", **kw):
+    """A torch loss reduced per trial. One trial: the loss's own reduction, whose backward
+    (e.g. (sigmoid(x) - y) * g / n) rounds differently from a separate mean's (the
+    unpacked step's exact gradients); P trials: per row of [P, ...]."""
+    if not lead:
+        return fn(x, y, reduction=reduction, **kw)
+    per = fn(x, y, reduction="none", **kw).flatten(1)
+    return per.mean(1) if reduction == "mean" else per.sum(1)
+
+
 def _sum(x: Tensor, lead: int) -> Tensor:
     return x.sum() if not lead else x.flatten(1).sum(1)
 
@@ -77,8 +89,8 @@ def _critic_losses(m: dict, real, fake, v_target, gen_t, u_d, u_v, *, valuer: st
     b = real.x.shape[lead]
     both = Graphs(*(torch.cat([x, y], dim=lead) for x, y in zip(real, fake, strict=True)))
     d_real, d_fake = m["disc"](both, groups=2, u=u_d).split(b, dim=lead)
-    d_loss = _mean(bce(d_real, torch.ones_like(d_real), reduction="none"), lead) + _mean(
-        bce(d_fake, torch.zeros_like(d_fake), reduction="none"), lead
+    d_loss = _loss(bce, d_real, torch.ones_like(d_real), lead) + _loss(
+        bce, d_fake, torch.zeros_like(d_fake), lead
     )
     v_input, v_weight = real, None
     if gen_t is not None:
@@ -88,12 +100,11 @@ def _critic_losses(m: dict, real, fake, v_target, gen_t, u_d, u_v, *, valuer: st
         v_weight = torch.cat([torch.ones_like(gen_t), known.to(gen_t.dtype)], dim=lead)
     v_out = m["valuer"](v_input, u=u_v).squeeze(-1)
     if valuer == "C":
-        per = bce(v_out, v_target, weight=v_weight, reduction="none")
+        v_loss = _loss(bce, v_out, v_target, lead, "sum", weight=v_weight)
     else:
-        per = F.mse_loss(v_out, v_target, reduction="none") * (
-            1.0 if v_weight is None else v_weight
-        )
-    v_loss = _sum(per, lead) / (b if v_weight is None else _sum(v_weight, lead))
+        per = F.mse_loss(v_out, v_target, reduction="none")
+        v_loss = _sum(per * (1.0 if v_weight is None else v_weight), lead)
+    v_loss = v_loss / (b if v_weight is None else _sum(v_weight, lead))
     real_acc = _mean((d_real.detach() > 0).float(), lead)
     fake_acc = _mean((d_fake.detach() < 0).float(), lead)
     stats = torch.stack([d_loss.detach(), v_loss.detach(), real_acc, fake_acc], dim=-1)
@@ -107,16 +118,16 @@ def _generator_losses(
     reward, minus ``weight`` times the entropy bonus."""
     bce = F.binary_cross_entropy_with_logits
     d_fake = m["disc"](fake, u=u_d)
-    gan_loss = _mean(bce(d_fake, torch.ones_like(d_fake), reduction="none"), lead)
+    gan_loss = _loss(bce, d_fake, torch.ones_like(d_fake), lead)
     v_fake = m["valuer"](fake, u=u_v)
     if valuer == "C":
-        reward_loss = _mean(bce(v_fake, torch.ones_like(v_fake), reduction="none"), lead)
+        reward_loss = _loss(bce, v_fake, torch.ones_like(v_fake), lead)
     else:
         if lead:
             target = best_acc.view(-1, 1, 1).expand_as(v_fake)
         else:
             target = torch.full_like(v_fake, best_acc)
-        reward_loss = _mean(F.mse_loss(v_fake, target, reduction="none"), lead)
+        reward_loss = _loss(F.mse_loss, v_fake, target, lead)
     g_loss = lam * gan_loss + (1.0 - lam) * reward_loss
     if entropy is not None:
         g_loss = g_loss - weight * entropy
@@ -155,8 +166,11 @@ class _Stacked:
 
 
 class Training:
-    """Train ``trials`` (one, or several that pack: ``trainables.gnn2gnn.packed``) through
-    the same step; ``run`` returns their results in order."""
+    """Train ``trials`` through the same step; ``run`` returns their results in order. One
+    trial, or several that pack: build those with ``trainables.gnn2gnn.packed.PackedTrainer``,
+    which checks that they differ only where packed trials may (every other setting is
+    read from the first trial). ``step`` called on its own (tests, benchmarks) leaves P
+    trials' weights in the stack until ``unstack``; ``run`` unstacks after every epoch."""
 
     def __init__(self, trials: Sequence[Any]) -> None:
         """``trials``: :class:`~trainables.gnn2gnn.trial.Trial` s (not imported here: the
@@ -252,6 +266,7 @@ class Training:
             for o in own:
                 for p in o.values():
                     p.data = p.data.clone()
+                    p.grad = None  # a view of the stack's gradient
         self.stacked = None
 
     def _grad_leaves(self, *names: str) -> list[Tensor]:
@@ -385,12 +400,14 @@ class Training:
                 lam = self._numbers([lambda_at(epoch, t.cfg) for t in trials])
                 order = torch.stack([t.epoch_order() for t in trials])  # [P, n_train]
                 acc = None
-                for s in range(steps):
-                    out = self.step(order[:, s * bs : (s + 1) * bs], lam)
-                    acc = out if acc is None else acc + out
-                    if bar is not None:
-                        bar.update(1)
-                self.unstack()
+                try:
+                    for s in range(steps):
+                        out = self.step(order[:, s * bs : (s + 1) * bs], lam)
+                        acc = out if acc is None else acc + out
+                        if bar is not None:
+                            bar.update(1)
+                finally:
+                    self.unstack()
                 means = (acc / steps).tolist()
                 sums = [dict(zip(LOSS_NAMES, m, strict=True)) for m in means]
             train_s = (time.perf_counter() - te) / P

@@ -1,9 +1,9 @@
 """One GNN2GNN trial (or a baseline): train G, D and V on a benchmark, generate, evaluate.
 
-``run_trial(config_dict)`` validates the config, trains, reports metrics each epoch through
-a reporter callback and returns a :class:`TrialResult` (metrics of the selected and of the
-final epoch, generated cells, model state, reference rows). Same config and seed on the CPU
-give identical metrics.
+``run_trial(config)`` validates the config (a dict; a validated Config is taken as it is),
+trains, reports metrics each epoch through a reporter callback and returns a
+:class:`TrialResult` (metrics of the selected and of the final epoch, generated cells,
+model state, reference rows). Same config and seed on the CPU give identical metrics.
 
 Training: 20 epochs over the training split, batch 32, lr 0.001; lambda = 1 for the first
 ``warmup_fraction`` of the epochs, then the configured lambda; L_G = lambda * GAN loss +

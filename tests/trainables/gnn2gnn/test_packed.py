@@ -54,7 +54,7 @@ def test_first_step_equals_the_unpacked_step(common, nats):
     """Three trials differing in seed, lambda, tau and lr: the first step's losses equal
     those of each trial trained alone (1e-5), and with SGD the weights after it too (Adam's
     first update, lr * g / (|g| + eps), turns rounding in gradients near eps into visible
-    weight differences; its update rule is checked on equal gradients below)."""
+    weight differences; packed trials step torch's own Adam, a parameter group each)."""
     variants = [
         {**common, "seed": 0, "lambda": 0.1, "tau": 0.1, "lr": 1e-3},
         {**common, "seed": 1, "lambda": 0.5, "tau": 0.5, "lr": 3e-3},
