@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.gnn2gnn.tables import (
+    AUTHORS_METRICS,
     METRIC_TITLES,
     METRICS,
     PAPER_COLUMN,
@@ -49,7 +50,7 @@ def _fmt_key(v) -> str:
 def _shown_metrics(t: BuiltTable) -> list[str]:
     return [
         m
-        for m in METRICS
+        for m in (*METRICS, *AUTHORS_METRICS)
         if f"{m}_mean" in t.rows
         and (t.rows[f"{m}_paper"].notna().any() or t.rows[f"{m}_mean"].notna().any())
     ]

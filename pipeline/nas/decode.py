@@ -37,6 +37,28 @@ def slots_to_cell(codes, adj: np.ndarray, space: SearchSpace) -> Cell | None:
     return Cell(tuple(space.ops[codes[i]] for i in idx), adj[np.ix_(idx, idx)].astype(np.uint8))
 
 
+def pack_keys(codes: np.ndarray, adj: np.ndarray, num_ops: int) -> np.ndarray:
+    """One int64 key per dense graph (the module docstring's encoding): ``codes`` [B, N] op
+    indices with ``num_ops`` for an absent slot, ``adj`` [B, N, N] 0/1 (upper triangle read)."""
+    n = codes.shape[1]
+    iu = np.triu_indices(n, 1)
+    op_key = (codes.astype(np.int64) * (num_ops + 1) ** np.arange(n, dtype=np.int64)).sum(-1)
+    bits = adj[:, iu[0], iu[1]].astype(np.int64) << np.arange(len(iu[0]), dtype=np.int64)
+    return op_key * (1 << len(iu[0])) + bits.sum(-1)
+
+
+def unpack_keys(keys: np.ndarray, n: int, num_ops: int) -> tuple[np.ndarray, np.ndarray]:
+    """The inverse of :func:`pack_keys`: codes [B, n] int64 and adjacency [B, n, n] uint8."""
+    keys = np.asarray(keys, dtype=np.int64)
+    iu = np.triu_indices(n, 1)
+    n_bits = len(iu[0])
+    op_key, adj_key = keys >> n_bits, keys & ((1 << n_bits) - 1)
+    codes = (op_key[:, None] // (num_ops + 1) ** np.arange(n, dtype=np.int64)) % (num_ops + 1)
+    adj = np.zeros((len(keys), n, n), dtype=np.uint8)
+    adj[:, iu[0], iu[1]] = (adj_key[:, None] >> np.arange(n_bits, dtype=np.int64)) & 1
+    return codes, adj
+
+
 @dataclass
 class Decoded:
     """Per generated graph: its key, validity, canonical hash (None when invalid)."""
@@ -60,32 +82,22 @@ class CellDecoder:
         self._lookup = None
         self.n = num_nodes
         self.k = space.num_ops
-        iu = np.triu_indices(num_nodes, 1)
-        self._iu = (torch.as_tensor(iu[0]), torch.as_tensor(iu[1]))
-        self._bit_weights = torch.as_tensor(1 << np.arange(len(iu[0]), dtype=np.int64))
-        self._op_weights = torch.as_tensor((self.k + 1) ** np.arange(num_nodes, dtype=np.int64))
         self._cache: dict[int, tuple[str | None, Cell | None]] = {}
         self._rows: dict[int, int] = {}
 
     def keys(self, g: Graphs) -> np.ndarray:
         """One int64 key per graph (see module docstring)."""
-        x = g.x.detach().cpu()
-        adj = g.adj.detach().cpu() > 0.5
         mask = g.mask.detach().cpu()
-        codes = torch.where(mask, x.argmax(-1), torch.full_like(mask, self.k, dtype=torch.long))
-        op_key = (codes.to(torch.int64) * self._op_weights).sum(-1)
-        bits = adj[:, self._iu[0], self._iu[1]].to(torch.int64)
-        adj_key = (bits * self._bit_weights).sum(-1)
-        return (op_key * (1 << len(self._bit_weights)) + adj_key).numpy()
+        codes = torch.where(mask, g.x.detach().cpu().argmax(-1), self.k).numpy()
+        return pack_keys(codes, (g.adj.detach().cpu() > 0.5).numpy(), self.k)
+
+    def slots(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The graphs of ``keys``: op codes [B, N] (``num_ops`` = absent) and adjacency."""
+        return unpack_keys(keys, self.n, self.k)
 
     def _decode_key(self, key: int) -> tuple[str | None, Cell | None]:
-        n_bits = len(self._bit_weights)
-        op_key, adj_key = divmod(int(key), 1 << n_bits)
-        codes = [(op_key // (self.k + 1) ** i) % (self.k + 1) for i in range(self.n)]
-        adj = np.zeros((self.n, self.n), dtype=np.uint8)
-        iu = np.triu_indices(self.n, 1)
-        adj[iu] = (adj_key >> np.arange(n_bits)) & 1
-        cell = slots_to_cell(codes, adj, self.space)
+        codes, adj = unpack_keys(np.array([key]), self.n, self.k)
+        cell = slots_to_cell(codes[0].tolist(), adj[0], self.space)
         if cell is None:
             return None, None
         if not cell.is_valid(self.space):
@@ -172,6 +184,13 @@ class TranslatingDecoder:
         if hit is None:
             hit = self._cache[key] = self._translate(key)
         return hit
+
+    def slots(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The graphs of ``keys`` with op codes renamed into the target space."""
+        codes, adj = self.source.slots(keys)
+        src, dst = self.source.space, self.space
+        rename = [dst.op_index(self.mapping[op]) for op in src.ops] + [dst.num_ops]
+        return np.asarray(rename, dtype=np.int64)[codes], adj
 
     def decode(self, g: Graphs) -> Decoded:
         keys = self.source.keys(g)

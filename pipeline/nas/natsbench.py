@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from pipeline.nas.cells import Cell
 from pipeline.nas.spaces import INPUT, NATSBENCH, OUTPUT
-from pipeline.nas.table import Benchmark, BenchmarkError, file_fingerprint
+from pipeline.nas.table import Benchmark, BenchmarkError, Forms, file_fingerprint
 
 PARQUET_NAME = "natsbench_tss.parquet"
 OFFICIAL_DIR_NAME = "NATS-tss-v1_0-3ffb9-simple"
@@ -191,6 +191,18 @@ def load(
         nv[r] = v
         acc[r] = float(np.mean(accs))
         members[r] = len(accs)
+    row_of = {h: r for r, h in enumerate(hashes)}
+    f_ops = np.full((len(graphs), vmax), -1, dtype=np.int8)
+    f_adj = np.zeros((len(graphs), vmax, vmax), dtype=np.uint8)
+    for i, (_, cell, _) in enumerate(graphs):
+        f_ops[i, : cell.num_vertices] = cell.op_indices(NATSBENCH)
+        f_adj[i, : cell.num_vertices, : cell.num_vertices] = cell.adjacency
+    forms = Forms(
+        np.array([row_of[h] for h, _, _ in graphs], dtype=np.int64),
+        f_ops,
+        f_adj,
+        np.array([a for _, _, a in graphs], dtype=np.float64),
+    )
     return Benchmark(
         name="natsbench",
         dataset=dataset,
@@ -205,6 +217,7 @@ def load(
         fingerprint=file_fingerprint(path),
         extra=pd.DataFrame({"members": members}),
         complete=True,  # every architecture's node form is in the table
+        forms=forms,  # each architecture's own labelling and accuracy
         notes={
             "architectures": len(frame),
             "architectures_without_path": len(frame) - len(graphs),

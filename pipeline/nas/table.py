@@ -59,6 +59,17 @@ class Split:
 
 
 @dataclass
+class Forms:
+    """The stored labellings behind a table's rows (:meth:`Benchmark.labellings`): per
+    labelling, its row, ops and adjacency in stored vertex order, and its own accuracy."""
+
+    row: np.ndarray  # [M] int64
+    ops: np.ndarray  # [M, Vmax] int8, -1 padding
+    adjacency: np.ndarray  # [M, Vmax, Vmax] uint8
+    accuracy: np.ndarray  # [M] float64, percent, NaN = unknown
+
+
+@dataclass
 class Benchmark:
     """A benchmark table in node form (see module docstring)."""
 
@@ -79,6 +90,9 @@ class Benchmark:
     # architectures; NAS-Bench-101: all 423,624 cells). Then "a cell of the search space"
     # and "a cell of the table" are the same, and validity checks membership too.
     complete: bool = False
+    # Where a row merges several source cells (NATS: architectures with one node form), each
+    # one's labelling and accuracy; None: one per row, the row itself.
+    forms: Forms | None = None
     _index: dict[str, int] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
@@ -106,6 +120,12 @@ class Benchmark:
             tuple(self.space.ops[i] for i in self.ops[row, :v]),
             self.adjacency[row, :v, :v].copy(),
         )
+
+    def labellings(self) -> Forms:
+        """Every stored labelling of the table's cells (see ``forms``)."""
+        if self.forms is not None:
+            return self.forms
+        return Forms(np.arange(len(self)), self.ops, self.adjacency, self.accuracy)
 
     def label_info(self) -> dict:
         """What a result built on this table records about it: label, coverage, fingerprint."""

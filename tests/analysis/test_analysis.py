@@ -86,9 +86,15 @@ def test_tables_figures_report_from_the_smoke_sweep(smoke_results, tmp_path):
         for m in ("novelty", "top10", "mean_acc"):
             assert table.loc[model, f"{m}_mean"] == pytest.approx(g[m].mean(), nan_ok=True)
     assert table.loc["molgan", "novelty_paper"] == 65.41
+    # the authors' semantics (metrics: authors) beside the clean columns, paper value beside
+    for model, g in trials.groupby("model"):
+        for m in ("top10_authors", "mean_acc_authors", "validity_authors"):
+            assert table.loc[model, f"{m}_mean"] == pytest.approx(g[m].mean(), nan_ok=True)
+    assert table.loc["molgan", "top10_authors_paper"] == table.loc["molgan", "top10_all_paper"]
     md = (folder / "table3_smoke.md").read_text()
     assert "cifar10_test_acc" in md and "profile smoke" in md and "fingerprint" in md
     assert "[82.60]" in md  # published value beside the reproduced one
+    assert "Top-10 (authors)" in md and "raw-encoding match" in md
     text = report.read_text()
     assert "Table 3" in text and "within the reproduced 95% interval" in text
 

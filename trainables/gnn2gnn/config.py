@@ -62,6 +62,11 @@ class GNN2GNNConfig(StrictModel):
     protocol: Literal["clean", "authors"] = pydantic.Field(
         "clean", description="clean, or the authors' evaluation (leaks test labels)"
     )
+    metrics: Literal["clean", "authors"] = pydantic.Field(
+        "clean",
+        description="authors: beside the clean metrics, the same cells read as the authors' "
+        "code reads them, as <metric>_authors columns (trainables.gnn2gnn.metrics)",
+    )
     epochs: int = pydantic.Field(20, ge=1)
     batch_size: int = pydantic.Field(32, ge=1)
     optimizer: Literal["sgd", "adam"] = "sgd"

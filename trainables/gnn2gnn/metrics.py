@@ -31,6 +31,35 @@ The ``_all`` figures use the authors' denominator (their code divides by all gen
 cells); the plain ones the known cells, which is what a partially labelled benchmark
 allows without guessing. ``x_all == x * n_known / n_generated`` exactly.
 
+With ``metrics: authors`` (a config field, recorded in every result row) each of these
+rows gains ``<metric>_authors`` columns: the same generated cells read as the authors' code
+(AndAgio/GNN-2-GNN) reads them (:class:`AuthorsTable`):
+
+=====================  ===========================================  ===========
+metric                 numerator                                    denominator
+=====================  ===========================================  ===========
+validity_authors       well formed and upper-triangular             K
+uniqueness_authors     encodings generated exactly once             K
+novelty_authors        valid, encoding not in the training split    K
+in_benchmark_authors   encoding equal to a stored table labelling   K
+top5/10/50_authors     matched, percentile rank <= 5/10/50          K
+acc_n_authors          matched known with accuracy >= n             matched known
+mean_acc_authors       sum of matched known accuracies              matched known
+=====================  ===========================================  ===========
+
+The differences, each from the authors' code: a generated graph is refined by removing
+the nodes off every input-output path, and one with no path becomes the 2-vertex
+input -> output cell (valid, in the table); validity checks structure only (input first,
+output last, upper-triangular), with no vertex or 9-edge rule; a cell is matched by its raw
+encoding, ops and adjacency in stored vertex order (labelling-sensitive: an isomorphic cell
+numbered otherwise is a miss), never by the isomorphism-invariant hash; the percentile rank
+of a labelled encoding is 100 - 100 i / n over the n labelled ones in ascending accuracy,
+so Top-N counts the whole table's best N% and divides by all K generated cells, invalid
+ones included; accuracies are averaged over matched cells only, with ``>=`` at the
+threshold. ``n_matched_authors`` and ``n_known_authors`` give the counts. Their ranking
+uses repeat 0's test accuracy; here it is the trial's label, and a matched cell without
+one counts as a miss in Top-N, as a cell missing from their table does.
+
 :func:`reference_metrics` gives the same metrics, as exact expectations, for two
 generators that need no training: cells drawn uniformly from the labelled table, and cells
 copied from the training split.
@@ -41,7 +70,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
+from pipeline.nas.decode import pack_keys
+from pipeline.nas.graphs import on_path
 from pipeline.nas.table import Benchmark
 
 TOP_PERCENTS = (5, 10, 50)
@@ -166,3 +198,127 @@ def reference_metrics(ref: Reference, k: int) -> list[dict]:
         {"reference": "uniform", **_sampled_metrics(labelled, ref, k)},
         {"reference": "copy_train", **_sampled_metrics(train, ref, k)},
     ]
+
+
+# ---------------------------------------------------------------------------------------
+# The authors' semantics (``metrics: authors``): the same generated graphs, read as the
+# authors' code reads them. See the second table of the module docstring.
+
+
+def authors_form(codes: np.ndarray, adj: np.ndarray, num_ops: int) -> tuple:
+    """Generated dense graphs as the authors' refinement leaves them, vectorised.
+
+    ``codes`` [B, N] op indices (``num_ops`` = absent slot), ``adj`` [B, N, N] 0/1. A graph is
+    well formed when its first present slot is the only ``input`` and its last the only
+    ``output``; then the nodes off every input-output path are removed, and a graph with no
+    path becomes the 2-vertex input -> output cell. Present slots move to the front in slot
+    order (the labelling is kept, not canonicalised). Returns (codes [B, N] with absent slots
+    last, adjacency [B, N, N] bool, valid [B]): valid = well formed and upper-triangular
+    (then every interior node has an input and an output; no edge or vertex limit).
+    """
+    b, n = codes.shape
+    out_code = num_ops - 1
+    present = codes < num_ops
+    idx = np.arange(b)
+    first = present.argmax(1)
+    last = n - 1 - present[:, ::-1].argmax(1)
+    well = (
+        present.any(1)
+        & ((codes == 0).sum(1) == 1)
+        & ((codes == out_code).sum(1) == 1)
+        & (codes[idx, first] == 0)
+        & (codes[idx, last] == out_code)
+    )
+    a = adj.astype(bool) & present[:, :, None] & present[:, None, :]
+    valid = well & ~np.tril(a).any((1, 2))
+    src = np.zeros((b, n), dtype=bool)
+    snk = np.zeros((b, n), dtype=bool)
+    src[idx, first] = True
+    snk[idx, last] = True
+    keep = on_path(torch.as_tensor(a), torch.as_tensor(src), torch.as_tensor(snk)).numpy()
+    keep &= present
+    no_path = well & ~keep[idx, first]
+    keep = np.where(well[:, None], keep | (no_path[:, None] & (src | snk)), present)
+    a[no_path, first[no_path], last[no_path]] = True
+    a &= keep[:, :, None] & keep[:, None, :]
+    order = np.argsort(~keep, axis=1, kind="stable")
+    codes = np.take_along_axis(np.where(keep, codes, num_ops), order, axis=1)
+    a = a[idx[:, None, None], order[:, :, None], order[:, None, :]]
+    return codes, a, valid
+
+
+@dataclass
+class AuthorsTable:
+    """The benchmark as the authors' code matches against it, built once per trial.
+
+    Every stored labelling of a table cell (NATS: one per architecture; NAS-Bench-101: the
+    row) is keyed by its raw encoding (ops and adjacency in stored vertex order, as
+    :func:`pipeline.nas.decode.pack_keys` over ``slots`` slots); identical encodings keep the
+    lowest accuracy, as the authors' de-duplication does. ``rank`` is the authors' percentile
+    of each labelled encoding over all labelled ones (100 - i / n * 100, i its place in
+    ascending accuracy: the best is 100 / n); ``inf`` when unlabelled.
+    """
+
+    keys: np.ndarray  # [M] sorted, distinct
+    accuracy: np.ndarray  # [M] percent, NaN = unknown
+    rank: np.ndarray  # [M]
+    train_keys: np.ndarray  # sorted raw keys of the training split's labellings
+    slots: int
+    num_ops: int
+    acc_threshold: float
+
+    @classmethod
+    def build(
+        cls, bench: Benchmark, train_rows: np.ndarray, acc_threshold: float, slots: int
+    ) -> AuthorsTable:
+        forms = bench.labellings()
+        slots = max(slots, forms.ops.shape[1])
+        k = bench.space.num_ops
+        codes = np.full((len(forms.row), slots), k, dtype=np.int64)
+        v = forms.ops.shape[1]
+        codes[:, :v] = np.where(forms.ops >= 0, forms.ops, k)
+        adj = np.zeros((len(forms.row), slots, slots), dtype=np.uint8)
+        adj[:, :v, :v] = forms.adjacency
+        keys = pack_keys(codes, adj, k)
+        order = np.lexsort((np.nan_to_num(forms.accuracy, nan=np.inf), keys))
+        keys, acc = keys[order], forms.accuracy[order]
+        first = np.ones(len(keys), dtype=bool)
+        first[1:] = keys[1:] != keys[:-1]  # per key its lowest accuracy (NaN last)
+        keys, acc = keys[first], acc[first]
+        rank = np.full(len(keys), np.inf)
+        lab = np.flatnonzero(~np.isnan(acc))
+        up = lab[np.argsort(acc[lab], kind="stable")]
+        rank[up] = 100.0 - np.arange(len(up)) / max(len(up), 1) * 100.0
+        in_train = np.isin(forms.row[order][first], np.asarray(train_rows))
+        return cls(keys, acc, rank, keys[in_train], slots, k, acc_threshold)
+
+    def metrics(self, codes: np.ndarray, adj: np.ndarray) -> dict[str, float]:
+        """``<metric>_authors`` for generated graphs (``codes``, ``adj`` as in
+        :func:`authors_form`, in the table's search space); see the module table."""
+        b, n = codes.shape
+        if n < self.slots:
+            codes = np.pad(codes, ((0, 0), (0, self.slots - n)), constant_values=self.num_ops)
+            adj = np.pad(adj, ((0, 0), (0, self.slots - n), (0, self.slots - n)))
+        codes, adj, valid = authors_form(codes, adj, self.num_ops)
+        keys = pack_keys(codes, adj, self.num_ops)
+        pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        matched = valid & (self.keys[pos] == keys)
+        acc = np.where(matched, self.accuracy[pos], np.nan)
+        rank = np.where(matched, self.rank[pos], np.inf)
+        known = ~np.isnan(acc)
+        n_known = int(known.sum())
+        _, counts = np.unique(keys, return_counts=True)
+        novel = valid & ~np.isin(keys, self.train_keys)
+        out = {
+            "n_matched_authors": float(matched.sum()),
+            "n_known_authors": float(n_known),
+            "validity_authors": _pct(int(valid.sum()), b),
+            "uniqueness_authors": _pct(int((counts == 1).sum()), b),
+            "novelty_authors": _pct(int(novel.sum()), b),
+            "in_benchmark_authors": _pct(int(matched.sum()), b),
+        }
+        for p in TOP_PERCENTS:
+            out[f"top{p}_authors"] = _pct(int((rank <= p).sum()), b)
+        out["acc_n_authors"] = _pct(int((acc[known] >= self.acc_threshold).sum()), n_known)
+        out["mean_acc_authors"] = float(acc[known].mean()) if n_known else float("nan")
+        return out

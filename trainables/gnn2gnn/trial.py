@@ -54,7 +54,12 @@ from pipeline.nas.labels import RowLookup
 from pipeline.nas.spaces import OP_TRANSFER
 from trainables.gnn2gnn.config import DEFAULT_ACC_THRESHOLD, GNN2GNNConfig
 from trainables.gnn2gnn.critics import Discriminator, Valuer
-from trainables.gnn2gnn.metrics import Reference, generation_metrics, reference_metrics
+from trainables.gnn2gnn.metrics import (
+    AuthorsTable,
+    Reference,
+    generation_metrics,
+    reference_metrics,
+)
 from trainables.gnn2gnn.outputs import generated_rows, trial_info, trial_state
 from trainables.gnn2gnn.parts import build_generator, choose_rows, generate, lambda_at, optimizer
 from trainables.gnn2gnn.training import LOSS_NAMES, Training
@@ -139,6 +144,9 @@ class Trial:
             thr = DEFAULT_ACC_THRESHOLD[self.eval_bench.dataset]
         self.acc_threshold = thr
         self.reference = Reference.build(self.eval_bench, eval_train, thr)
+        self.authors = None  # the authors' metric semantics, with metrics: authors
+        if cfg.metrics == "authors":
+            self.authors = AuthorsTable.build(self.eval_bench, eval_train, thr, self.n)
         self.best_acc = float(self.acc.max())
         # clean selection: accuracies of the training split's cells (trained on or kept for
         # validation) by hash, and the accuracy of its best 10%
@@ -208,6 +216,8 @@ class Trial:
         eval_gen = torch.Generator(device=self.device).manual_seed(seed)
         keys, hashes = generate(self.shown, k, self.eval_decoder, eval_gen)
         metrics = generation_metrics(hashes, self.reference)
+        if self.authors is not None:
+            metrics.update(self.authors.metrics(*self.eval_decoder.slots(keys)))
         if self.cfg.protocol == "authors":
             score = metrics["top10_all"]
         else:  # training-split information only, decoded in the training space

@@ -97,3 +97,111 @@ def test_partially_labelled_metrics_use_known_cells_only(nb101):
     assert m["in_benchmark"] == 100.0
     assert m["coverage"] == pytest.approx(25.0)
     assert m["mean_acc"] == pytest.approx(nb101.accuracy[split.train[0]])
+
+
+# --- the authors' semantics (metrics: authors) ---------------------------------------------
+
+
+def _slots(cells, space, n):
+    """Cells -> (codes [B, n] with absent = num_ops, adjacency [B, n, n]) in their own
+    vertex order, as a generator's slots."""
+    codes = np.full((len(cells), n), space.num_ops, dtype=np.int64)
+    adj = np.zeros((len(cells), n, n), dtype=np.uint8)
+    for i, (ops, a) in enumerate(cells):
+        codes[i, : len(ops)] = [space.op_index(o) for o in ops]
+        adj[i, : len(ops), : len(ops)] = a
+    return codes, adj
+
+
+def test_authors_form_prunes_keeps_no_path_as_two_vertices_and_has_no_edge_rule():
+    from pipeline.nas.spaces import NASBENCH101 as S
+    from trainables.gnn2gnn.metrics import authors_form
+
+    c3, c1, mp = "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3"
+    dead = np.zeros((4, 4), dtype=np.uint8)
+    dead[0, 1] = dead[1, 3] = dead[0, 2] = 1  # node 2 has no output: pruned
+    nopath = np.zeros((3, 3), dtype=np.uint8)
+    nopath[0, 1] = 1  # input -> conv, nothing reaches the output
+    dense = np.triu(np.ones((7, 7), dtype=np.uint8), 1)  # 21 edges: no 9-edge rule
+    lower = np.zeros((3, 3), dtype=np.uint8)
+    lower[0, 2] = lower[2, 1] = 1  # an edge from a later slot to an earlier one
+    cells = [
+        (("input", c3, mp, "output"), dead),
+        (("input", c1, "output"), nopath),
+        (("input", c3, c1, mp, c3, c1, "output"), dense),
+        ((c3, "input", "output"), np.eye(3, k=1, dtype=np.uint8)),  # input not first
+        (("input", "output", c3), lower),
+    ]
+    codes, adj, valid = authors_form(*_slots(cells, S, 7), S.num_ops)
+    assert valid.tolist() == [True, True, True, False, False]
+    k = S.num_ops
+    assert codes[0, :3].tolist() == [0, S.op_index(c3), k - 1] and (codes[0, 3:] == k).all()
+    assert adj[0, :3, :3].astype(int).tolist() == [[0, 1, 0], [0, 0, 1], [0, 0, 0]]
+    assert codes[1, :2].tolist() == [0, k - 1] and (codes[1, 2:] == k).all()
+    assert adj[1].sum() == 1 and adj[1, 0, 1]
+    assert adj[2].sum() == 21
+
+
+def test_authors_match_is_by_stored_labelling_not_by_isomorphism(nb101):
+    from pipeline.nas.cells import Cell
+    from pipeline.nas.spaces import NASBENCH101 as S
+    from trainables.gnn2gnn.metrics import AuthorsTable
+
+    c3, c1 = "conv3x3-bn-relu", "conv1x1-bn-relu"
+    a = np.zeros((4, 4), dtype=np.uint8)
+    a[0, 1] = a[0, 2] = a[1, 3] = a[2, 3] = 1  # two parallel branches
+    row = nb101.lookup(Cell(("input", c3, c1, "output"), a).hash(S))
+    stored = nb101.cell(row)
+    swapped = (stored.ops[0], stored.ops[2], stored.ops[1], stored.ops[3])
+    assert Cell(swapped, a).hash(S) == nb101.hashes[row]  # isomorphic: the same clean cell
+    labelled = np.flatnonzero(nb101.labelled)
+    table = AuthorsTable.build(nb101, labelled[:100], acc_threshold=90.0, slots=7)
+    codes, adj = _slots([(stored.ops, stored.adjacency), (swapped, a)], S, 7)
+    m = table.metrics(codes, adj)
+    assert m["validity_authors"] == 100.0 and m["n_matched_authors"] == 1.0
+    assert m["in_benchmark_authors"] == 50.0 and m["uniqueness_authors"] == 100.0
+
+
+def test_authors_denominators_and_ranking(nb101):
+    from pipeline.nas.spaces import NASBENCH101 as S
+    from trainables.gnn2gnn.metrics import AuthorsTable
+
+    labelled = np.flatnonzero(nb101.labelled)
+    n = len(labelled)
+    order = labelled[np.argsort(nb101.accuracy[labelled], kind="stable")]
+    train = order[: n // 2]  # the weaker half
+    table = AuthorsTable.build(nb101, train, acc_threshold=91.0, slots=7)
+    finite = np.isfinite(table.rank)
+    assert finite.sum() == n and table.rank[finite].min() == pytest.approx(100.0 / n)
+    for p in (5, 10, 50):  # the authors' percentile: 100 - i / n * 100 <= p
+        assert (table.rank <= p).sum() == n - math.ceil(n * (1 - p / 100))
+    best, weak = int(order[-1]), int(order[0])
+    unlabelled = int(np.flatnonzero(~nb101.labelled)[0])
+    cells = [nb101.cell(r) for r in (best, best, weak, unlabelled)]
+    slots = [(c.ops, c.adjacency) for c in cells]
+    slots.append(((S.interior_ops[0], "input", "output"), np.eye(3, k=1, dtype=np.uint8)))
+    m = table.metrics(*_slots(slots, S, 7))
+    assert m["validity_authors"] == 80.0  # the last is invalid; all of it is in K = 5
+    assert m["n_matched_authors"] == 4.0 and m["n_known_authors"] == 3.0
+    assert m["top5_authors"] == pytest.approx(40.0)  # the best twice, over all K
+    assert m["uniqueness_authors"] == pytest.approx(60.0)  # encodings seen exactly once
+    assert m["novelty_authors"] == pytest.approx(60.0)  # valid and not a training cell
+    acc = nb101.accuracy[[best, best, weak]]
+    assert m["mean_acc_authors"] == pytest.approx(acc.mean())  # over matched known cells
+    assert m["acc_n_authors"] == pytest.approx(100 * np.mean(acc >= 91.0))
+
+
+def test_authors_nats_table_holds_every_architectures_labelling(nats):
+    from trainables.gnn2gnn.metrics import AuthorsTable
+
+    forms = nats.labellings()
+    assert len(forms.row) > len(nats) and set(forms.row.tolist()) == set(range(len(nats)))
+    table = AuthorsTable.build(nats, np.arange(10), acc_threshold=90.0, slots=8)
+    assert len(nats) < len(table.keys) <= len(forms.row)
+    # each labelling of a cell is matched, with the lowest accuracy among its duplicates
+    codes = np.full((len(forms.row), 8), nats.space.num_ops, dtype=np.int64)
+    v = forms.ops.shape[1]
+    codes[:, :v] = np.where(forms.ops >= 0, forms.ops, nats.space.num_ops)
+    m = table.metrics(codes, forms.adjacency)
+    assert m["in_benchmark_authors"] == 100.0
+    assert m["mean_acc_authors"] <= forms.accuracy.mean() + 1e-9

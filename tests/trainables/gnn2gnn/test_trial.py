@@ -157,8 +157,10 @@ def test_nasbench101_generator_is_evaluated_on_nats_by_op_renaming():
             "eval_benchmark": "natsbench",
             "eval_dataset": "cifar100",
             "profile": "smoke",
+            "metrics": "authors",
         }
     )
+    assert 0 <= res.metrics["in_benchmark_authors"] <= res.metrics["validity_authors"] <= 100
     assert res.info["benchmark"] == "nasbench101" and res.info["eval_dataset"] == "cifar100"
     assert res.info["label"] == "cifar100_test_acc" and res.info["acc_threshold"] == 70.0
     nats_ops = {"input", "output", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"}
@@ -170,6 +172,23 @@ def test_nasbench101_generator_is_evaluated_on_nats_by_op_renaming():
         make_config({"benchmark": "natsbench", "eval_benchmark": "nasbench101"})
     with pytest.raises(ConfigError, match="gnn2gnn_edges samples NATS cells"):
         make_config({"benchmark": "nasbench101", "model": "gnn2gnn_edges"})
+
+
+def test_authors_metrics_are_extra_columns_of_the_same_cells():
+    base = {"benchmark": "nasbench101", "profile": "smoke", "device": "cpu"}
+    clean, both = run_trial(base), run_trial({**base, "metrics": "authors"})
+    timing = ("seconds", "per_second")
+    extra = {k for k in both.metrics if k.endswith("_authors")}
+    assert {"top10_authors", "last_top10_authors", "mean_acc_authors"} <= extra
+    assert set(both.metrics) - extra == set(clean.metrics)
+    for k, v in clean.metrics.items():  # the clean values are untouched
+        if not any(t in k for t in timing):
+            assert both.metrics[k] == v or (v != v and both.metrics[k] != both.metrics[k]), k
+    assert all("top10_authors" in row for row in both.epochs)
+    assert both.tables["generated"] == clean.tables["generated"]
+    # the authors' refinement turns no-path graphs into the valid 2-vertex cell
+    assert both.metrics["validity_authors"] >= both.metrics["validity"]
+    assert both.full_config["metrics"] == "authors"
 
 
 def test_no_held_out_or_removed_label_reaches_the_valuer_under_clean():
