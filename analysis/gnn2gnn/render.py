@@ -16,6 +16,8 @@ from analysis.gnn2gnn.tables import (
     PAPER_COLUMN,
     REFERENCE_KEYS,
     REFERENCE_TITLES,
+    STRUCTURE_KEYS,
+    STRUCTURE_TITLES,
     BuiltTable,
     sweep_tables,
 )
@@ -53,6 +55,8 @@ def _shown_metrics(t: BuiltTable) -> list[str]:
         for m in (*METRICS, *AUTHORS_METRICS)
         if f"{m}_mean" in t.rows
         and (t.rows[f"{m}_paper"].notna().any() or t.rows[f"{m}_mean"].notna().any())
+        or f"{m}_mean" in t.references
+        and t.references[f"{m}_mean"].notna().any()
     ]
 
 
@@ -61,10 +65,15 @@ def _reference_cells(t: BuiltTable, metrics: list[str]) -> list[list[str]]:
     out = []
     for _, ref in t.references.iterrows():
         keys = [
-            _fmt_key(ref[k]) if k in REFERENCE_KEYS and ref[k] == ref[k] else "—"
+            _fmt_key(ref[k])
+            if k in (*REFERENCE_KEYS, *STRUCTURE_KEYS) and k in ref and ref[k] == ref[k]
+            else "—"
             for k in t.spec.keys
         ]
-        label = REFERENCE_TITLES.get(ref["reference"], str(ref["reference"]))
+        titles = REFERENCE_TITLES | STRUCTURE_TITLES
+        label = titles.get(ref["reference"], str(ref["reference"]))
+        if isinstance(ref.get("op"), str):
+            label += f" ({ref['op']})"
         vals = []
         for m in metrics:
             v = ref.get(f"{m}_mean", math.nan)

@@ -84,6 +84,13 @@ REFERENCE_TITLES = {
     "uniform": "reference: uniform over the benchmark",
     "copy_train": "reference: copy the training split",
 }
+# The structure reference rows (trainables.gnn2gnn.parts.structure_references): the untrained
+# generator's structures with uniform ops / one best op, per generator setting as well.
+STRUCTURE_TITLES = {
+    "init_uniform_ops": "reference: untrained generator's structures, uniform ops",
+    "init_best_op": "reference: untrained generator's structures, one best op",
+}
+STRUCTURE_KEYS = ("model", "mu", "tau")  # what shapes the untrained generator
 
 
 @dataclass(frozen=True)
@@ -171,15 +178,28 @@ def reference_rows(trials: pd.DataFrame, folder: Path) -> pd.DataFrame:
     refs = read_part(folder, "reference", set(ok.index))
     if refs.empty:
         return pd.DataFrame()
-    for key in REFERENCE_KEYS:
+    for key in (*REFERENCE_KEYS, *STRUCTURE_KEYS):
         refs[key] = refs["trial_id"].map(ok[key]) if key in ok.columns else np.nan
-    metrics = [m for m in METRICS if m in refs]
-    out = refs.groupby(["reference", *REFERENCE_KEYS], dropna=False, sort=False)[metrics].mean()
+    metrics = [m for m in (*METRICS, *AUTHORS_METRICS) if m in refs]
+    exact = refs[~refs["reference"].isin(list(STRUCTURE_TITLES))]
+    out = exact.groupby(["reference", *REFERENCE_KEYS], dropna=False, sort=False)[metrics].mean()
     out = out.rename(columns={m: f"{m}_mean" for m in metrics}).reset_index()
-    order = {name: i for i, name in enumerate(REFERENCE_TITLES)}
-    return out.sort_values(
+    order = {name: i for i, name in enumerate([*REFERENCE_TITLES, *STRUCTURE_TITLES])}
+    out = out.sort_values(
         [*REFERENCE_KEYS, "reference"], key=lambda c: c.map(order) if c.name == "reference" else c
-    ).reset_index(drop=True)
+    )
+    structure = refs[refs["reference"].isin(list(STRUCTURE_TITLES))]
+    if len(structure):  # one pair per generator setting, the one best op named
+        keys = ["reference", *REFERENCE_KEYS, *STRUCTURE_KEYS]
+        how = {m: "mean" for m in metrics} | {c: "first" for c in ("op", "samples") if c in refs}
+        grouped = structure.groupby(keys, dropna=False, sort=False).agg(how)
+        grouped = grouped.rename(columns={m: f"{m}_mean" for m in metrics}).reset_index()
+        grouped = grouped.sort_values(
+            [*REFERENCE_KEYS, *STRUCTURE_KEYS, "reference"],
+            key=lambda c: c.map(order) if c.name == "reference" else c,
+        )
+        out = pd.concat([out, grouped], ignore_index=True)
+    return out.reset_index(drop=True)
 
 
 def build_table(number: int, trials: pd.DataFrame, sweep: str, folder: Path) -> BuiltTable:

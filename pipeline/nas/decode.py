@@ -59,6 +59,14 @@ def unpack_keys(keys: np.ndarray, n: int, num_ops: int) -> tuple[np.ndarray, np.
     return codes, adj
 
 
+def slots_to_graphs(codes: np.ndarray, adj: np.ndarray, num_ops: int) -> Graphs:
+    """Op codes [B, N] (``num_ops`` = absent) and adjacency [B, N, N] as a dense batch."""
+    present = torch.as_tensor(codes < num_ops)
+    x = torch.nn.functional.one_hot(torch.as_tensor(codes).clamp(max=num_ops - 1), num_ops)
+    x = x.to(torch.float32) * present.unsqueeze(-1)
+    return Graphs(x, torch.as_tensor(adj, dtype=torch.float32), present)
+
+
 @dataclass
 class Decoded:
     """Per generated graph: its key, validity, canonical hash (None when invalid)."""

@@ -81,7 +81,8 @@ def test_tables_figures_report_from_the_smoke_sweep(smoke_results, tmp_path):
         assert imread(png).shape[0] > 100
     # table values are the means over seeds taken straight from the trial records
     trials = read_trials(results / "smoke")
-    table = pd.read_csv(folder / "table3_smoke.csv").set_index("model")
+    table = pd.read_csv(folder / "table3_smoke.csv")
+    table = table[table["row_kind"] == "trial"].set_index("model")
     for model, g in trials.groupby("model"):
         for m in ("novelty", "top10", "mean_acc"):
             assert table.loc[model, f"{m}_mean"] == pytest.approx(g[m].mean(), nan_ok=True)
@@ -95,6 +96,12 @@ def test_tables_figures_report_from_the_smoke_sweep(smoke_results, tmp_path):
     assert "cifar10_test_acc" in md and "profile smoke" in md and "fingerprint" in md
     assert "[82.60]" in md  # published value beside the reproduced one
     assert "Top-10 (authors)" in md and "raw-encoding match" in md
+    # the structure reference rows: a pair per generator, the best single op named
+    lines = [ln for ln in md.splitlines() if "untrained generator's structures" in ln]
+    assert len(lines) == 8
+    assert {ln.split("|")[1].strip() for ln in lines} == {"gnn2gnn", "molgan", "rnn", "random"}
+    assert sum("uniform ops" in ln for ln in lines) == 4
+    assert sum("one best op (nor_conv_" in ln or "one best op (avg_pool" in ln for ln in lines) == 4
     text = report.read_text()
     assert "Table 3" in text and "within the reproduced 95% interval" in text
 

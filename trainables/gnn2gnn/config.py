@@ -11,7 +11,13 @@ from pipeline.nas.spaces import OP_TRANSFER, SPACES, BenchmarkName, DatasetName
 
 # Scale profiles change only sizes: epochs, how much of the training split, sample counts.
 PROFILES: dict[str, dict] = {
-    "smoke": {"epochs": 2, "max_train_cells": 256, "num_generated": 200, "epoch_generated": 200},
+    "smoke": {
+        "epochs": 2,
+        "max_train_cells": 256,
+        "num_generated": 200,
+        "epoch_generated": 200,
+        "reference_samples": 2000,
+    },
     "cpu": {"epochs": 20, "max_train_cells": 4000, "num_generated": 1000},
     "paper": {"epochs": 20, "max_train_cells": None, "num_generated": 1000},
 }
@@ -107,6 +113,12 @@ class GNN2GNNConfig(StrictModel):
     )
     er_p: float = pydantic.Field(0.4, gt=0, lt=1, description="Erdos-Renyi edge probability")
     num_generated: int = pydantic.Field(1000, ge=1, description="K cells for the metrics")
+    reference_samples: int = pydantic.Field(
+        100_000,
+        ge=0,
+        description="samples of the untrained generator's structures behind the structure "
+        "reference rows (uniform ops, one best op); 0: none",
+    )
     epoch_generated: int = pydantic.Field(
         5000, ge=1, description="cells generated each epoch (curves, model selection)"
     )

@@ -4,6 +4,7 @@ schedule, sampling, and the choice of training and validation rows."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,6 +76,52 @@ def generate(
         hashes.extend(dec.hashes)
     gen.train(was_training)
     return np.concatenate(keys), hashes
+
+
+STRUCTURE_SEED = 20_240_601  # the fixed seed of the structure reference rows
+STRUCTURE_REFERENCES = {
+    "init_uniform_ops": "untrained generator's structures, uniform ops",
+    "init_best_op": "untrained generator's structures, one best op",
+}
+
+
+@torch.no_grad()
+def structure_references(
+    gen: torch.nn.Module,
+    decoder: CellDecoder,
+    evaluate: Callable[[np.ndarray, np.ndarray], dict[str, float]],
+    samples: int,
+    device: torch.device | str,
+    chunk: int = 4096,
+) -> list[dict]:
+    """Reference rows that separate which structures are made from which ops are chosen.
+
+    ``gen`` is sampled ``samples`` times from :data:`STRUCTURE_SEED` (call it before training:
+    the generator at initialisation, after refinement), and its structures (present slots and
+    edges) are kept with (a) ops drawn uniformly for every interior node and (b) one op on
+    every interior node, for each op, of which the row with the best mean accuracy is kept
+    (``op`` names it). ``evaluate`` maps op codes and adjacency in ``decoder``'s space
+    (``decoder.slots``) to the metrics of both semantics.
+    """
+    if samples == 0:
+        return []
+    was_training = gen.training
+    gen.eval()
+    stream = torch.Generator(device=device).manual_seed(STRUCTURE_SEED)
+    keys = [decoder.keys(gen(min(chunk, samples - s), stream)) for s in range(0, samples, chunk)]
+    gen.train(was_training)
+    codes, adj = decoder.slots(np.concatenate(keys))
+    k = decoder.space.num_ops
+    interior = (codes > 0) & (codes < k - 1)
+    draws = np.random.default_rng(STRUCTURE_SEED).integers(1, k - 1, size=codes.shape)
+    rows = [{"reference": "init_uniform_ops", **evaluate(np.where(interior, draws, codes), adj)}]
+    best = None
+    for op in range(1, k - 1):
+        row = {"op": decoder.space.ops[op], **evaluate(np.where(interior, op, codes), adj)}
+        if best is None or np.nan_to_num(row["mean_acc"], nan=-1) > best["mean_acc"]:
+            best = row
+    rows.append({"reference": "init_best_op", **best})
+    return [{**r, "samples": samples} for r in rows]
 
 
 @dataclass

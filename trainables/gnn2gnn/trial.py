@@ -48,7 +48,7 @@ import trainables.gnn2gnn.parts as parts
 from pipeline.experiment import Reporter, TrialResult, pick_device
 from pipeline.nas.benchmarks import Benchmark, load_benchmark
 from pipeline.nas.cells import table_to_dense
-from pipeline.nas.decode import CellDecoder, TranslatingDecoder
+from pipeline.nas.decode import CellDecoder, TranslatingDecoder, slots_to_graphs
 from pipeline.nas.graphs import Graphs
 from pipeline.nas.labels import RowLookup
 from pipeline.nas.spaces import OP_TRANSFER
@@ -144,9 +144,10 @@ class Trial:
             thr = DEFAULT_ACC_THRESHOLD[self.eval_bench.dataset]
         self.acc_threshold = thr
         self.reference = Reference.build(self.eval_bench, eval_train, thr)
-        self.authors = None  # the authors' metric semantics, with metrics: authors
-        if cfg.metrics == "authors":
-            self.authors = AuthorsTable.build(self.eval_bench, eval_train, thr, self.n)
+        # the authors' metric semantics: every result's columns with metrics: authors, and
+        # the structure reference rows always
+        self.authors_table = AuthorsTable.build(self.eval_bench, eval_train, thr, self.n)
+        self.authors = self.authors_table if cfg.metrics == "authors" else None
         self.best_acc = float(self.acc.max())
         # clean selection: accuracies of the training split's cells (trained on or kept for
         # validation) by hash, and the accuracy of its best 10%
@@ -249,6 +250,23 @@ class Trial:
         self.rows: list[dict] = []
         self.best_score, self.best_epoch, self.best_state = -math.inf, 0, None
         self.best_diverse = False  # the kept epoch meets select_min_uniqueness
+        self.structure_rows = parts.structure_references(  # before any step: at init
+            self.gen, self.decoder, self.both_metrics, self.cfg.reference_samples, self.device
+        )
+
+    def both_metrics(self, codes: np.ndarray, adj: np.ndarray, chunk: int = 4096) -> dict:
+        """Clean and authors' metrics of graphs given as op codes and adjacency in the
+        training space (``CellDecoder.slots``), evaluated on the evaluation benchmark."""
+        hashes: list[str | None] = []
+        keys = []
+        for s in range(0, len(codes), chunk):
+            g = slots_to_graphs(codes[s : s + chunk], adj[s : s + chunk], self.decoder.k)
+            dec = self.eval_decoder.decode(g)
+            hashes += dec.hashes
+            keys.append(dec.keys)
+        clean = generation_metrics(hashes, self.reference)
+        authors = self.authors_table.metrics(*self.eval_decoder.slots(np.concatenate(keys)))
+        return {**clean, **authors}
 
     def epoch_order(self) -> torch.Tensor:
         """This epoch's order of the training rows (the trial's own seeded stream)."""
@@ -315,7 +333,10 @@ class Trial:
             epochs=rows,
             tables={
                 "generated": generated_rows(self, keys, hashes),
-                "reference": reference_metrics(self.reference, cfg.num_generated),
+                "reference": [
+                    *reference_metrics(self.reference, cfg.num_generated),
+                    *self.structure_rows,
+                ],
             },
             state=state,
             info=trial_info(self),

@@ -191,6 +191,29 @@ def test_authors_metrics_are_extra_columns_of_the_same_cells():
     assert both.full_config["metrics"] == "authors"
 
 
+def test_structure_reference_rows_come_from_the_untrained_generator():
+    base = {"benchmark": "nasbench101", "profile": "smoke", "device": "cpu"}
+    res, none = run_trial(base), run_trial({**base, "reference_samples": 0})
+    timing = ("seconds", "per_second")
+    for k, v in none.metrics.items():  # sampling them changes no training
+        if not any(t in k for t in timing):
+            assert res.metrics[k] == v or (v != v and res.metrics[k] != res.metrics[k]), k
+    assert [r["reference"] for r in none.tables["reference"]] == ["uniform", "copy_train"]
+    rows = {r["reference"]: r for r in res.tables["reference"]}
+    uniform, best = rows["init_uniform_ops"], rows["init_best_op"]
+    assert uniform["samples"] == best["samples"] == uniform["n_generated"] == 2000
+    assert best["op"] == "conv3x3-bn-relu"  # the best single op on NAS-Bench-101
+    assert best["mean_acc"] > uniform["mean_acc"] and best["top10"] > uniform["top10"]
+    # the same structures: validity does not depend on the interior ops
+    assert uniform["validity"] == best["validity"]
+    assert uniform["validity_authors"] == best["validity_authors"]
+    assert "top10_authors" in best and "mean_acc_authors" in uniform
+    # the generator at initialisation: training longer changes none of it
+    longer = run_trial({**base, "epochs": 3})
+    init = [r for r in longer.tables["reference"] if r["reference"].startswith("init_")]
+    assert init == [uniform, best]
+
+
 def test_no_held_out_or_removed_label_reaches_the_valuer_under_clean():
     """The valuer's labels for generated cells: under ``clean`` only the cells trained on
     have one (held-out, removed-top and validation cells get NaN = ignored); under
@@ -226,7 +249,8 @@ def test_trial_reports_selected_and_last_epoch_and_reference_rows():
     assert m["selected_epoch"] == max(i + 1 for i, s in enumerate(scores) if s == max(scores))
     for k in ("validity", "top10", "top10_all", "n_unique"):
         assert k in m and f"last_{k}" in m
-    assert [r["reference"] for r in res.tables["reference"]] == ["uniform", "copy_train"]
+    names = [r["reference"] for r in res.tables["reference"]]
+    assert names == ["uniform", "copy_train", "init_uniform_ops", "init_best_op"]
     assert "generator_final" in res.state
     # a uniqueness floor: the best score among the epochs that reach it
     uniq = [r["uniqueness"] for r in res.epochs]
