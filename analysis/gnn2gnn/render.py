@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.gnn2gnn.gap import write_gap
 from analysis.gnn2gnn.tables import (
     AUTHORS_METRICS,
     METRIC_TITLES,
@@ -152,4 +153,4 @@ def write_tables(results: Path, out: Path, formats: tuple[str, ...] = FORMATS) -
                 "tex": lambda p, t=t: p.write_text(to_latex(t)),
             },
         )
-    return written
+    return written + write_gap(results, out, formats)

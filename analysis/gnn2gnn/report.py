@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from analysis.gnn2gnn.gap import gap_sections
 from analysis.gnn2gnn.tables import METRICS, BuiltTable, sweep_tables
 
 
@@ -51,4 +52,4 @@ def report_sections(results: Path, written: list[Path]) -> list[str]:
             if p.name.startswith(f"table{t.spec.number}_{t.sweep}."):
                 lines.append(f"- [{p.name}]({p.name})")
         lines.append("")
-    return lines
+    return lines + gap_sections(results)

@@ -268,3 +268,40 @@ def test_caption_names_the_selection_rule_and_warns_when_trials_differ(smoke_res
     (t,) = sweep_tables(results)
     assert "WARNING: trials on one benchmark were selected by different rules" in t.caption
     assert "each distinct generated split cell counted once in 1 trials" in t.caption
+
+
+def test_gap_decomposition_from_the_gap_sweep(tmp_path):
+    """The real gap sweep (one seed, smoke profile) gives the decomposition's rows, each
+    read from the trials and columns its step names, with the change from the row above."""
+    import yaml
+
+    from analysis.gnn2gnn.gap import STEPS, gap_tables
+    from pipeline.experiment import get_experiment, validate_trial_config
+    from pipeline.sweep.run import run_sweep
+    from pipeline.sweep.spec import load_sweep
+
+    fields = yaml.safe_load((ROOT / "sweeps" / "gap.yaml").read_text())
+    path = tmp_path / "gap.yaml"
+    path.write_text(yaml.safe_dump({**fields, "seeds": 1}))
+    spec = load_sweep(path, validate_trial_config)
+    results = tmp_path / "res"
+    run_sweep(spec, experiment=get_experiment("gnn2gnn"), profile="smoke", results=results)
+    [(frame, caption)] = gap_tables(results)
+    assert frame["row"].tolist() == [s[0] for s in STEPS] + ["published"]
+    assert frame["seeds"].tolist()[:-1] == [1, 1, 1, 1, 1]
+    trials = read_trials(results / "gap")
+    r1 = trials[trials["label"] == "val_acc_108_r1"]
+    mean = trials[(trials["label"] == "val_acc_108_mean") & (trials["protocol"] == "clean")]
+    assert frame.loc[0, "top5_mean"] == pytest.approx(r1["top5"].mean())
+    assert frame.loc[1, "top5_mean"] == pytest.approx(mean["top5"].mean())
+    assert frame.loc[2, "top5_mean"] == pytest.approx(mean["top5_authors"].mean())
+    leak = trials[(trials["protocol"] == "authors") & (trials["num_generated"] == 10000)]
+    assert frame.loc[3, "top10_mean"] == pytest.approx(leak["top10_authors"].mean())
+    assert frame.loc[5, "top5_mean"] == 45.91 and frame.loc[5, "top10_mean"] == 52.21
+    delta = frame.loc[2, "mean_acc_mean"] - frame.loc[1, "mean_acc_mean"]
+    assert frame.loc[2, "Acc"].endswith(f"[{delta:+.2f}]")
+    assert "fingerprint" in caption
+    report = write_report(results)
+    text = report.read_text()
+    assert "## Gap decomposition" in text and "+ the authors' leak" in text
+    assert (report.parent / "gap_decomposition.csv").is_file()
