@@ -111,6 +111,9 @@ def test_official_nats_reader_agrees_with_shared_table(data_dir):
             "cifar10_valid_acc",
         ):
             assert row[col] == pytest.approx(ref[col], abs=1e-6), (row["index"], col)
+    # the authors' label: the 12-epoch schedule (the API's default hp), official values
+    assert official["cifar10_hp12_test_acc"].tolist() == [69.55, 74.0, 79.46]
+    assert official["cifar100_hp12_test_acc"].notna().all()
     with pytest.raises(BenchmarkError, match="no 200-epoch record for architecture 1"):
         natsbench.read_official(fixture, datasets=("cifar10",), indices=[1])
 
