@@ -97,7 +97,7 @@ def test_nats_conversion_rule_on_a_hand_built_cell():
         natsbench.arch_to_cell("|conv7x7~0|+|none~0|none~1|+|none~0|none~1|none~2|")
 
 
-def test_official_nats_reader_agrees_with_shared_table(data_dir):
+def test_official_nats_reader_agrees_with_shared_table(data_dir, tmp_path):
     fixture = data_dir / "natsbench_official_fixture" / natsbench.OFFICIAL_DIR_NAME
     official = natsbench.read_official(fixture, indices=[0, 11, 284])
     table = pd.read_parquet(data_dir / "natsbench_tss.parquet").set_index("index")
@@ -114,6 +114,18 @@ def test_official_nats_reader_agrees_with_shared_table(data_dir):
     # the authors' label: the 12-epoch schedule (the API's default hp), official values
     assert official["cifar10_hp12_test_acc"].tolist() == [69.55, 74.0, 79.46]
     assert official["cifar100_hp12_test_acc"].notna().all()
+    for _, row in official.iterrows():  # the seed mean of the per-seed values
+        assert row["cifar10_hp12_test_acc"] == pytest.approx(
+            np.mean(row["cifar10_hp12_test_acc_seeds"])
+        )
+    # a label option reads them: a table of the three records, labelled by 12 epochs
+    path = tmp_path / "three.parquet"
+    official.to_parquet(path)
+    bench = natsbench.load(path, "cifar10", label="cifar10_hp12_test_acc")
+    assert bench.label == "cifar10_hp12_test_acc"
+    assert sorted(bench.accuracy.tolist()) == [69.55, 74.0, 79.46]
+    with pytest.raises(BenchmarkError, match="cifar10_hp12_test_acc"):  # the shared table has none
+        natsbench.load(data_dir / "natsbench_tss.parquet", "cifar10", label="cifar10_hp12_test_acc")
     with pytest.raises(BenchmarkError, match="no 200-epoch record for architecture 1"):
         natsbench.read_official(fixture, datasets=("cifar10",), indices=[1])
 
