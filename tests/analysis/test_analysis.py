@@ -14,7 +14,7 @@ from analysis.gnn2gnn.report import agreement
 from analysis.gnn2gnn.tables import published, sweep_tables
 from analysis.report import write_figures, write_report
 from analysis.stats import mean_ci
-from pipeline.store.results import read_trials
+from pipeline.store.results import read_part, read_trials
 
 
 def _rewrite_trials(folder: Path, trials: pd.DataFrame) -> None:
@@ -275,7 +275,7 @@ def test_gap_decomposition_from_the_gap_sweep(tmp_path):
     read from the trials and columns its step names, with the change from the row above."""
     import yaml
 
-    from analysis.gnn2gnn.gap import STEPS, gap_tables
+    from analysis.gnn2gnn.gap import SWEEPS, gap_tables
     from pipeline.experiment import get_experiment, validate_trial_config
     from pipeline.sweep.run import run_sweep
     from pipeline.sweep.spec import load_sweep
@@ -286,9 +286,14 @@ def test_gap_decomposition_from_the_gap_sweep(tmp_path):
     spec = load_sweep(path, validate_trial_config)
     results = tmp_path / "res"
     run_sweep(spec, experiment=get_experiment("gnn2gnn"), profile="smoke", results=results)
-    [(frame, caption)] = gap_tables(results)
-    assert frame["row"].tolist() == [s[0] for s in STEPS] + ["published"]
-    assert frame["seeds"].tolist()[:-1] == [1, 1, 1, 1, 1]
+    [(sweep, frame, caption)] = gap_tables(results)
+    structure = [
+        "reference: untrained generator's structures, uniform ops",
+        "reference: untrained generator's structures, one best op (conv3x3-bn-relu)",
+    ]
+    assert sweep == "gap"
+    assert frame["row"].tolist() == [s.row for s in SWEEPS["gap"].steps] + ["published", *structure]
+    assert frame["seeds"].tolist()[:5] + frame["seeds"].tolist()[6:] == [1] * 7
     trials = read_trials(results / "gap")
     r1 = trials[trials["label"] == "val_acc_108_r1"]
     mean = trials[(trials["label"] == "val_acc_108_mean") & (trials["protocol"] == "clean")]
@@ -304,4 +309,7 @@ def test_gap_decomposition_from_the_gap_sweep(tmp_path):
     report = write_report(results)
     text = report.read_text()
     assert "## Gap decomposition" in text and "+ the authors' leak" in text
-    assert (report.parent / "gap_decomposition.csv").is_file()
+    assert (report.parent / "gap_decomposition_nasbench101.csv").is_file()
+    refs = read_part(results / "gap", "reference", set(mean["trial_id"]))
+    best = refs[refs["reference"] == "init_best_op"]
+    assert frame.loc[7, "top10_mean"] == pytest.approx(best["top10_authors"].mean())

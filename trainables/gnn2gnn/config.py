@@ -68,6 +68,11 @@ class GNN2GNNConfig(StrictModel):
     protocol: Literal["clean", "authors"] = pydantic.Field(
         "clean", description="clean, or the authors' evaluation (leaks test labels)"
     )
+    generator_conv: Literal["directed", "gcn"] = pydantic.Field(
+        "directed",
+        description="the generator's graph convolution: directed (both directions, separate "
+        "weights) or gcn (the authors' GCNConv: predecessors, one weight, normalised)",
+    )
     metrics: Literal["clean", "authors"] = pydantic.Field(
         "clean",
         description="authors: beside the clean metrics, the same cells read as the authors' "

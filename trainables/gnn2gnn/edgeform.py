@@ -97,9 +97,10 @@ class EdgeFormGenerator(nn.Module):
         noise_dim: int = 32,
         hidden: int = 64,
         noise: str = "uniform",
+        conv: str = "directed",
     ) -> None:
         super().__init__()
-        self.convs = noise_convs(mu, tau, noise_dim, hidden, noise)
+        self.convs = noise_convs(mu, tau, noise_dim, hidden, noise, conv)
         self.mu, self.tau, self.noise_dim, self.noise = mu, tau, noise_dim, noise
         self.edge_src = nn.Linear(hidden, NUM_EDGE_OPS)
         self.edge_dst = nn.Linear(hidden, NUM_EDGE_OPS, bias=False)

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from pipeline.nas.graphs import Graphs, refine
 from trainables.gnn2gnn.layers import (
-    DirectedDenseConv,
+    GRAPH_CONVS,
     dense,
     gumbel_from_uniform,
     gumbel_sigmoid_st,
@@ -21,14 +21,17 @@ from trainables.gnn2gnn.layers import (
 )
 
 
-def noise_convs(mu: int, tau: float, noise_dim: int, hidden: int, noise: str) -> nn.ModuleList:
-    """A GNN generator's ``mu`` graph convolutions over its random node features (the
-    arguments checked)."""
+def noise_convs(
+    mu: int, tau: float, noise_dim: int, hidden: int, noise: str, conv: str = "directed"
+) -> nn.ModuleList:
+    """A GNN generator's ``mu`` graph convolutions (``conv``: a :data:`GRAPH_CONVS` name) over
+    its random node features (the arguments checked)."""
     assert mu >= 1, f"mu (graph convolutions) must be >= 1, got {mu}"
     assert tau > 0, f"tau must be > 0, got {tau}"
     assert noise in ("uniform", "normal"), f"unknown noise {noise!r}"
     dims = [noise_dim] + [hidden] * mu
-    return nn.ModuleList(DirectedDenseConv(a, b) for a, b in pairwise(dims))
+    assert conv in GRAPH_CONVS, f"unknown graph convolution {conv!r}"
+    return nn.ModuleList(GRAPH_CONVS[conv](a, b) for a, b in pairwise(dims))
 
 
 def noise_draw(noise: str):
@@ -85,6 +88,8 @@ class Generator(nn.Module):
         noise_dim: size of the random node features.
         hidden: hidden feature size.
         edge_scorer: ``"softmax"`` or ``"sigmoid"`` (above).
+        conv: the graph convolution, ``"directed"`` (:class:`DirectedDenseConv`) or ``"gcn"``
+            (:class:`DirectedGCNConv`, the authors' layer).
         noise: node features drawn ``"uniform"`` in [0, 1) (the authors') or ``"normal"``.
     """
 
@@ -99,17 +104,18 @@ class Generator(nn.Module):
         hidden: int = 64,
         edge_scorer: str = "softmax",
         noise: str = "uniform",
+        conv: str = "directed",
     ) -> None:
         super().__init__()
         assert edge_scorer in ("softmax", "sigmoid"), f"unknown edge scorer {edge_scorer!r}"
-        self.convs = noise_convs(mu, tau, noise_dim, hidden, noise)
+        self.convs = noise_convs(mu, tau, noise_dim, hidden, noise, conv)
         self.num_ops, self.num_nodes, self.mu, self.tau = num_ops, num_nodes, mu, tau
         self.noise_dim, self.edge_scorer, self.noise = noise_dim, edge_scorer, noise
         # dense layer on concat(x_v, x_w) == W_src x_v + W_dst x_w + b
         scores = 2 if edge_scorer == "softmax" else 1
         self.edge_src = nn.Linear(hidden, scores)
         self.edge_dst = nn.Linear(hidden, scores, bias=False)
-        self.op_conv = DirectedDenseConv(hidden, hidden)
+        self.op_conv = GRAPH_CONVS[conv](hidden, hidden)
         self.op_out = nn.Linear(hidden, num_ops - 2)
         self.register_buffer("full_dag", torch.ones(num_nodes, num_nodes).triu(1))
 

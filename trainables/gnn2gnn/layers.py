@@ -80,6 +80,57 @@ class DirectedDenseConv(nn.Module):
         return f"{self.__class__.__name__}({self.in_channels}, {self.out_channels})"
 
 
+class DirectedGCNConv(nn.Module):
+    r"""The GNN2GNN authors' generator layer: PyG's ``GCNConv`` on a dense, possibly
+    weighted DAG, batched.
+
+    .. math::
+        \mathbf{x}'_v = \sum_{u \in \{v\} \cup \{u \to v\}}
+        \frac{\hat a_{u,v}}{\sqrt{d_u d_v}}\, \mathbf{W} \mathbf{x}_u + \mathbf{b},
+        \qquad \hat A = A + I, \quad d_v = \sum_u \hat a_{u,v}
+
+    Messages come from predecessors only, through one weight matrix, with self-loops and
+    symmetric normalisation by the in-degree (as ``GCNConv``'s ``gcn_norm``, which counts
+    degrees at the edges' targets). ``tests/pipeline/nas/test_pyg.py`` checks it against
+    ``GCNConv`` (float64, 1e-6). Shapes as :class:`DirectedDenseConv`.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.lin = nn.Linear(in_channels, out_channels, bias=False)
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.xavier_uniform_(self.lin.weight)  # GCNConv's glorot initialisation
+        nn.init.zeros_(self.bias)
+
+    def forward(self, x: Tensor, adj: Tensor, mask: Tensor | None = None) -> Tensor:
+        h, n = self.out_channels, x.shape[-2]
+        lead = x.shape[:-2]  # [B] or, packed trials, [P, B]
+        y = dense(self.lin, x).reshape(-1, n, h)
+        a = adj.expand(*lead, n, n).reshape(-1, n, n)
+        a = a + torch.eye(n, device=a.device, dtype=a.dtype)
+        d = a.sum(-2).clamp(min=1e-12).rsqrt()  # [M, N]: in-degree + 1, ^ -1/2
+        norm = d.unsqueeze(-1) * a * d.unsqueeze(-2)
+        out = torch.bmm(norm.transpose(1, 2), y).view(*lead, n, h)
+        bias = self.bias
+        if bias.dim() == 2:  # packed trials: [P, H] against [P, B, N, H]
+            bias = bias.view(bias.shape[0], *[1] * (out.dim() - 2), h)
+        out = out + bias
+        if mask is not None:
+            out = out * mask.unsqueeze(-1).to(out.dtype)
+        return out
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.in_channels}, {self.out_channels})"
+
+
+GRAPH_CONVS = {"directed": DirectedDenseConv, "gcn": DirectedGCNConv}
+
+
 def stacked(lin: nn.Linear) -> bool:
     """True when ``lin`` holds packed trials' weights, [P, out, in] (``functional_call`` with
     stacked parameters; see ``trainables.gnn2gnn.training``). A parametrized weight (spectral

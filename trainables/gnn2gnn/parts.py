@@ -33,10 +33,16 @@ def build_generator(cfg: GNN2GNNConfig, num_ops: int, n: int) -> torch.nn.Module
             hidden=cfg.hidden,
             edge_scorer=cfg.edge_scorer,
             noise=cfg.noise,
+            conv=cfg.generator_conv,
         )
     if cfg.model == "gnn2gnn_edges":
         return EdgeFormGenerator(
-            mu=cfg.mu, tau=cfg.tau, noise_dim=cfg.noise_dim, hidden=cfg.hidden, noise=cfg.noise
+            mu=cfg.mu,
+            tau=cfg.tau,
+            noise_dim=cfg.noise_dim,
+            hidden=cfg.hidden,
+            noise=cfg.noise,
+            conv=cfg.generator_conv,
         )
     if cfg.model == "molgan":
         return MolGANGenerator(**kw, tau=cfg.tau, noise_dim=cfg.noise_dim, hidden=2 * cfg.hidden)

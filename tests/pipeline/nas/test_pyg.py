@@ -146,3 +146,32 @@ def test_directed_conv_equals_two_pyg_dense_graph_convs():
     mask = torch.rand(5, 8) < 0.8
     theirs = (along(x, adj.transpose(1, 2)) + against(x, adj)) * mask.unsqueeze(-1)
     assert torch.allclose(ours(x, adj, mask), theirs, atol=1e-5, rtol=0)
+
+
+def test_gcn_conv_equals_pyg_gcnconv_on_each_weighted_dag():
+    """``generator_conv: gcn`` is PyG's GCNConv (self-loops, symmetric normalisation by the
+    in-degree, messages along the edges) on every graph of a dense batch, and packed trials
+    (a leading trial axis, each trial its own weights) give each trial's own result."""
+    from torch.func import functional_call, stack_module_state
+    from torch_geometric.nn import GCNConv
+
+    from trainables.gnn2gnn.layers import DirectedGCNConv
+
+    torch.manual_seed(0)
+    ours = DirectedGCNConv(6, 4).double()
+    theirs = GCNConv(6, 4).double()
+    with torch.no_grad():
+        ours.bias.normal_()
+        theirs.lin.weight.copy_(ours.lin.weight)
+        theirs.bias.copy_(ours.bias)
+    x = torch.randn(5, 8, 6, dtype=torch.float64)
+    adj = torch.triu((torch.rand(5, 8, 8) < 0.5).double(), 1) * torch.rand(5, 8, 8).double()
+    got = ours(x, adj)
+    for b in range(5):
+        src, dst = adj[b].nonzero(as_tuple=True)
+        want = theirs(x[b], torch.stack([src, dst]), adj[b, src, dst])
+        assert torch.allclose(got[b], want, atol=1e-6, rtol=0), b
+    other = DirectedGCNConv(6, 4).double()
+    params, _ = stack_module_state([ours, other])
+    packed = functional_call(ours, params, (torch.stack([x, x]), adj))
+    assert torch.allclose(packed[0], got, atol=1e-12) and torch.allclose(packed[1], other(x, adj))

@@ -114,6 +114,7 @@ def _slots(cells, space, n):
 
 
 def test_authors_form_prunes_keeps_no_path_as_two_vertices_and_has_no_edge_rule():
+    from pipeline.nas.cells import Cell
     from pipeline.nas.spaces import NASBENCH101 as S
     from trainables.gnn2gnn.metrics import authors_form
 
@@ -122,7 +123,9 @@ def test_authors_form_prunes_keeps_no_path_as_two_vertices_and_has_no_edge_rule(
     dead[0, 1] = dead[1, 3] = dead[0, 2] = 1  # node 2 has no output: pruned
     nopath = np.zeros((3, 3), dtype=np.uint8)
     nopath[0, 1] = 1  # input -> conv, nothing reaches the output
-    dense = np.triu(np.ones((7, 7), dtype=np.uint8), 1)  # 21 edges: no 9-edge rule
+    dense = np.eye(7, k=1, dtype=np.uint8)  # a chain (6 edges) and 4 skips: 10 edges
+    dense[0, 2] = dense[0, 3] = dense[1, 4] = dense[2, 6] = 1
+    assert not Cell(("input", c3, c1, mp, c3, c1, "output"), dense).is_valid(S)  # clean: > 9
     lower = np.zeros((3, 3), dtype=np.uint8)
     lower[0, 2] = lower[2, 1] = 1  # an edge from a later slot to an earlier one
     cells = [
@@ -139,7 +142,7 @@ def test_authors_form_prunes_keeps_no_path_as_two_vertices_and_has_no_edge_rule(
     assert adj[0, :3, :3].astype(int).tolist() == [[0, 1, 0], [0, 0, 1], [0, 0, 0]]
     assert codes[1, :2].tolist() == [0, k - 1] and (codes[1, 2:] == k).all()
     assert adj[1].sum() == 1 and adj[1, 0, 1]
-    assert adj[2].sum() == 21
+    assert adj[2].sum() == 10  # authors: valid, no 9-edge rule
 
 
 def test_authors_match_is_by_stored_labelling_not_by_isomorphism(nb101):
