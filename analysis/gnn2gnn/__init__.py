@@ -1,4 +1,4 @@
-"""GNN2GNN's tables (1-7, with the published values and reference rows), figures and report
+"""GNN2GNN's tables (1-8, with the published values and reference rows), figures and report
 sections, from the results of its sweeps: ``tables`` (building each table), ``render``
 (md/csv/tex), ``figures``, ``report``; ``published.csv`` holds the paper's values."""
 

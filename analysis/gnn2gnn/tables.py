@@ -128,6 +128,13 @@ TABLES = {
         ("model", "entropy_weight", "lr"),
         "edgeform",
     ),
+    8: TableSpec(
+        8,
+        "Beyond the paper: the generator's graph convolution, directed (two directions, "
+        "separate weights) vs gcn (the authors' GCNConv)",
+        ("generator_conv",),
+        "conv",
+    ),
 }
 
 
