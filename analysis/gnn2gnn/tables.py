@@ -90,7 +90,7 @@ STRUCTURE_TITLES = {
     "init_uniform_ops": "reference: untrained generator's structures, uniform ops",
     "init_best_op": "reference: untrained generator's structures, one best op",
 }
-STRUCTURE_KEYS = ("model", "mu", "tau")  # what shapes the untrained generator
+STRUCTURE_KEYS = ("model", "mu", "tau", "generator_conv")  # what shapes the untrained generator
 
 
 @dataclass(frozen=True)
