@@ -61,6 +61,7 @@ def main() -> None:
         "profile": "cpu",
         "device": args.device,
         "model": args.model,
+        "reference_samples": 0,  # the structure reference rows: not part of any timed step
         **extra,
     }
     cfg = make_config(base)

@@ -161,7 +161,8 @@ def gap_frame(
             col = f"{m}{step.suffix}"
             values = chosen[col] if col in chosen else None
             if values is not None and step.full_labels and m.startswith("top"):
-                values = values * chosen["n_matched_authors"] / chosen["n_known_authors"]
+                known = chosen["n_known_authors"]  # a seed with no known cell: no estimate
+                values = (values * chosen["n_matched_authors"] / known.where(known > 0)).dropna()
             mean, half, n = (
                 mean_ci(values.to_numpy()) if values is not None else (math.nan, math.nan, 0)
             )
@@ -233,7 +234,8 @@ def gap_tables(results) -> list[tuple[str, pd.DataFrame, str]]:
             f"Gap decomposition, GNN2GNN on {spec.benchmark} at its defaults: each row adds one "
             "factor to the row above; in brackets, what it changes (the published row: what "
             "is left). Mean ± 95% Student-t CI over seeds (n); Top-N and Acc of the clean rows "
-            "over known cells, of the authors' rows over all K generated cells "
+            "over known cells; the authors' rows divide Top-N by all K generated cells and "
+            "average Acc_n and Acc over matched cells with a label "
             f"(analysis.gnn2gnn.gap). Sweep `{sweep}`, profile {profile or '?'}; "
             f"results fingerprint {fingerprint(folder)}."
         )

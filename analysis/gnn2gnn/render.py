@@ -32,8 +32,8 @@ def _best(rows: pd.DataFrame, metric: str) -> float:
 
 def _cell(row, m: str, best: float, bold: tuple[str, str]) -> str:
     mean, half, n, paper = row[f"{m}_mean"], row[f"{m}_ci"], row[f"{m}_n"], row[f"{m}_paper"]
-    if math.isnan(mean):
-        text = "missing"
+    if math.isnan(mean):  # an authors' column a clean trial did not record (metrics: clean)
+        text = "not recorded" if m in AUTHORS_METRICS and row["status"] == "ok" else "missing"
     else:
         text = f"{mean:.2f}" + ("" if math.isnan(half) else f" ± {half:.2f}") + f" (n={n})"
         if mean == best:

@@ -90,7 +90,19 @@ STRUCTURE_TITLES = {
     "init_uniform_ops": "reference: untrained generator's structures, uniform ops",
     "init_best_op": "reference: untrained generator's structures, one best op",
 }
-STRUCTURE_KEYS = ("model", "mu", "tau", "generator_conv")  # what shapes the untrained generator
+# what shapes the untrained generator (and the space it generates in)
+STRUCTURE_KEYS = (
+    "benchmark",
+    "model",
+    "mu",
+    "tau",
+    "generator_conv",
+    "num_nodes",
+    "hidden",
+    "noise_dim",
+    "noise",
+    "edge_scorer",
+)
 
 
 @dataclass(frozen=True)
@@ -198,7 +210,7 @@ def reference_rows(trials: pd.DataFrame, folder: Path) -> pd.DataFrame:
     structure = refs[refs["reference"].isin(list(STRUCTURE_TITLES))]
     if len(structure):  # one pair per generator setting, the one best op named
         keys = ["reference", *REFERENCE_KEYS, *STRUCTURE_KEYS]
-        how = {m: "mean" for m in metrics} | {c: "first" for c in ("op", "samples") if c in refs}
+        how = {m: "mean" for m in metrics} | {c: _one for c in ("op", "samples") if c in refs}
         grouped = structure.groupby(keys, dropna=False, sort=False).agg(how)
         grouped = grouped.rename(columns={m: f"{m}_mean" for m in metrics}).reset_index()
         grouped = grouped.sort_values(
@@ -207,6 +219,12 @@ def reference_rows(trials: pd.DataFrame, folder: Path) -> pd.DataFrame:
         )
         out = pd.concat([out, grouped], ignore_index=True)
     return out.reset_index(drop=True)
+
+
+def _one(values: pd.Series):
+    """The one value of a group (the best op, the samples), or "mixed" when seeds differ."""
+    distinct = values.dropna().unique()
+    return distinct[0] if len(distinct) == 1 else ("mixed" if len(distinct) else np.nan)
 
 
 def build_table(number: int, trials: pd.DataFrame, sweep: str, folder: Path) -> BuiltTable:
@@ -234,7 +252,15 @@ def build_table(number: int, trials: pd.DataFrame, sweep: str, folder: Path) -> 
     keys_in_order = [_key(r, spec.keys) for _, r in paper.iterrows()]
     keys_in_order += [k for k in sorted(groups, key=str) if k not in keys_in_order]
     keys_in_order += [k for k in failed_by_key if k not in keys_in_order]
-    metrics = METRICS + tuple(m for m in AUTHORS_METRICS if m in ok and ok[m].notna().any())
+    references = reference_rows(trials, folder)
+    # the authors' columns where trials or reference rows have them (structure reference rows
+    # carry both semantics even when the trials recorded the clean ones only)
+    metrics = METRICS + tuple(
+        m
+        for m in AUTHORS_METRICS
+        if (m in ok and ok[m].notna().any())
+        or (f"{m}_mean" in references and references[f"{m}_mean"].notna().any())
+    )
     out = []
     for k in keys_in_order:
         row = dict(zip(spec.keys, k, strict=True))
@@ -256,7 +282,7 @@ def build_table(number: int, trials: pd.DataFrame, sweep: str, folder: Path) -> 
         out.append(row)
     rows = pd.DataFrame(out)
     caption = _caption(spec, trials, sweep, folder)
-    return BuiltTable(spec, sweep, rows, caption, reference_rows(trials, folder))
+    return BuiltTable(spec, sweep, rows, caption, references)
 
 
 def _caption(spec: TableSpec, trials: pd.DataFrame, sweep: str, folder: Path) -> str:

@@ -227,6 +227,11 @@ def test_lambda_and_robustness_figures_from_small_real_sweeps(tmp_path):
     tables = {t.spec.number: t for t in sweep_tables(tmp_path / "res")}
     rows = tables[4].rows.set_index("top_n_removed")
     assert rows.loc[50.0, "seeds"] == 1 and rows.loc[90.0, "status"] == "missing"
+    # clean trials (metrics: clean) under structure reference rows of both semantics: the
+    # authors' columns show the reference values and say the trials did not record them
+    md, tex = to_markdown(tables[1]), to_latex(tables[1])
+    assert "Top-10 (authors)" in md and "not recorded" in md and "not recorded" in tex
+    assert md.count("reference: untrained generator's structures") == 2  # one mu, one tau
 
 
 def test_seed_with_no_known_cell_is_counted_not_dropped(smoke_results, tmp_path):
@@ -293,18 +298,26 @@ def test_gap_decomposition_from_the_gap_sweep(tmp_path):
     ]
     assert sweep == "gap"
     assert frame["row"].tolist() == [s.row for s in SWEEPS["gap"].steps] + ["published", *structure]
-    assert frame["seeds"].tolist()[:5] + frame["seeds"].tolist()[6:] == [1] * 7
+    row = frame.set_index("row")
+    assert (row.drop("published")["seeds"] == 1).all()
     trials = read_trials(results / "gap")
     r1 = trials[trials["label"] == "val_acc_108_r1"]
     mean = trials[(trials["label"] == "val_acc_108_mean") & (trials["protocol"] == "clean")]
-    assert frame.loc[0, "top5_mean"] == pytest.approx(r1["top5"].mean())
-    assert frame.loc[1, "top5_mean"] == pytest.approx(mean["top5"].mean())
-    assert frame.loc[2, "top5_mean"] == pytest.approx(mean["top5_authors"].mean())
+    assert row.loc["clean", "top5_mean"] == pytest.approx(r1["top5"].mean())
+    assert row.loc["+ the covering label", "top5_mean"] == pytest.approx(mean["top5"].mean())
+    semantics = row.loc["+ the authors' metric semantics"]
+    assert semantics["top5_mean"] == pytest.approx(mean["top5_authors"].mean())
     leak = trials[(trials["protocol"] == "authors") & (trials["num_generated"] == 10000)]
-    assert frame.loc[3, "top10_mean"] == pytest.approx(leak["top10_authors"].mean())
-    assert frame.loc[5, "top5_mean"] == 45.91 and frame.loc[5, "top10_mean"] == 52.21
-    delta = frame.loc[2, "mean_acc_mean"] - frame.loc[1, "mean_acc_mean"]
-    assert frame.loc[2, "Acc"].endswith(f"[{delta:+.2f}]")
+    assert row.loc["+ the authors' leak", "top10_mean"] == pytest.approx(
+        leak["top10_authors"].mean()
+    )
+    k1000 = trials[trials["num_generated"] == 1000]
+    scaled = k1000["top10_authors"] * k1000["n_matched_authors"] / k1000["n_known_authors"]
+    assert row.loc["+ full-table labels (estimate)", "top10_mean"] == pytest.approx(scaled.mean())
+    assert row.loc["published", "top5_mean"] == 45.91
+    assert row.loc["published", "top10_mean"] == 52.21
+    delta = semantics["mean_acc_mean"] - row.loc["+ the covering label", "mean_acc_mean"]
+    assert semantics["Acc"].endswith(f"[{delta:+.2f}]")
     assert "fingerprint" in caption
     report = write_report(results)
     text = report.read_text()
@@ -312,4 +325,4 @@ def test_gap_decomposition_from_the_gap_sweep(tmp_path):
     assert (report.parent / "gap_decomposition_nasbench101.csv").is_file()
     refs = read_part(results / "gap", "reference", set(mean["trial_id"]))
     best = refs[refs["reference"] == "init_best_op"]
-    assert frame.loc[7, "top10_mean"] == pytest.approx(best["top10_authors"].mean())
+    assert row.loc[structure[1], "top10_mean"] == pytest.approx(best["top10_authors"].mean())

@@ -114,18 +114,22 @@ def structure_references(
     was_training = gen.training
     gen.eval()
     stream = torch.Generator(device=device).manual_seed(STRUCTURE_SEED)
-    keys = [decoder.keys(gen(min(chunk, samples - s), stream)) for s in range(0, samples, chunk)]
-    gen.train(was_training)
+    try:
+        steps = range(0, samples, chunk)
+        keys = [decoder.keys(gen(min(chunk, samples - s), stream)) for s in steps]
+    finally:
+        gen.train(was_training)
     codes, adj = decoder.slots(np.concatenate(keys))
     k = decoder.space.num_ops
     interior = (codes > 0) & (codes < k - 1)
     draws = np.random.default_rng(STRUCTURE_SEED).integers(1, k - 1, size=codes.shape)
     rows = [{"reference": "init_uniform_ops", **evaluate(np.where(interior, draws, codes), adj)}]
-    best = None
+    best, best_acc = None, -np.inf
     for op in range(1, k - 1):
         row = {"op": decoder.space.ops[op], **evaluate(np.where(interior, op, codes), adj)}
-        if best is None or np.nan_to_num(row["mean_acc"], nan=-1) > best["mean_acc"]:
-            best = row
+        acc = np.nan_to_num(row["mean_acc"], nan=-1.0)  # no known cell: below every op
+        if best is None or acc > best_acc:
+            best, best_acc = row, acc
     rows.append({"reference": "init_best_op", **best})
     return [{**r, "samples": samples} for r in rows]
 

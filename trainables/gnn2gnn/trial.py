@@ -48,7 +48,7 @@ import trainables.gnn2gnn.parts as parts
 from pipeline.experiment import Reporter, TrialResult, pick_device
 from pipeline.nas.benchmarks import Benchmark, load_benchmark
 from pipeline.nas.cells import table_to_dense
-from pipeline.nas.decode import CellDecoder, TranslatingDecoder, slots_to_graphs
+from pipeline.nas.decode import CellDecoder, TranslatingDecoder, pack_keys, slots_to_graphs
 from pipeline.nas.graphs import Graphs
 from pipeline.nas.labels import RowLookup
 from pipeline.nas.spaces import OP_TRANSFER
@@ -147,6 +147,12 @@ class Trial:
         # the authors' metric semantics: every result's columns with metrics: authors, and
         # the structure reference rows always
         self.authors_table = AuthorsTable.build(self.eval_bench, eval_train, thr, self.n)
+        # graphs given as slots are decoded by table lookup in the evaluation space (a
+        # transfer trial's renaming decoder would hash 100,000 reference cells in Python)
+        self.slot_decoder = self.eval_decoder
+        if not isinstance(self.eval_decoder, CellDecoder):
+            n_eval = max(self.n, self.eval_bench.space.max_vertices)
+            self.slot_decoder = CellDecoder(self.eval_bench.space, n_eval, table=self.eval_bench)
         self.authors = self.authors_table if cfg.metrics == "authors" else None
         self.best_acc = float(self.acc.max())
         # clean selection: accuracies of the training split's cells (trained on or kept for
@@ -257,16 +263,21 @@ class Trial:
     def both_metrics(self, codes: np.ndarray, adj: np.ndarray, chunk: int = 4096) -> dict:
         """Clean and authors' metrics of graphs given as op codes and adjacency in the
         training space (``CellDecoder.slots``), evaluated on the evaluation benchmark."""
+        dec = self.slot_decoder
+        if dec is not self.eval_decoder:  # rename into the evaluation space, pad its slots
+            codes, adj = self.eval_decoder.slots(pack_keys(codes, adj, self.decoder.k))
+            pad = dec.n - codes.shape[1]
+            codes = np.pad(codes, ((0, 0), (0, pad)), constant_values=dec.k)
+            adj = np.pad(adj, ((0, 0), (0, pad), (0, pad)))
         hashes: list[str | None] = []
-        keys = []
         for s in range(0, len(codes), chunk):
-            g = slots_to_graphs(codes[s : s + chunk], adj[s : s + chunk], self.decoder.k)
-            dec = self.eval_decoder.decode(g)
-            hashes += dec.hashes
-            keys.append(dec.keys)
-        clean = generation_metrics(hashes, self.reference)
-        authors = self.authors_table.metrics(*self.eval_decoder.slots(np.concatenate(keys)))
-        return {**clean, **authors}
+            hashes += dec.decode(
+                slots_to_graphs(codes[s : s + chunk], adj[s : s + chunk], dec.k)
+            ).hashes
+        return {
+            **generation_metrics(hashes, self.reference),
+            **self.authors_table.metrics(codes, adj),
+        }
 
     def epoch_order(self) -> torch.Tensor:
         """This epoch's order of the training rows (the trial's own seeded stream)."""

@@ -86,6 +86,12 @@ def test_packed_training_is_deterministic_and_reports_every_trial(nats):
         assert [r["d_loss"] for r in a.epochs] == [r["d_loss"] for r in b.epochs]
     assert [len(r) for r in rows] == [configs[0].epochs] * 2
     assert rows[0][0]["d_loss"] != rows[1][0]["d_loss"]  # each trial its own losses
+    # the structure reference rows come from each trial's untrained generator, as unpacked
+    for cfg, res in zip(configs, first, strict=True):
+        alone = run_trial(cfg, bench=nats)
+        init = [r for r in res.tables["reference"] if r["reference"].startswith("init_")]
+        assert len(init) == 2
+        assert init == [r for r in alone.tables["reference"] if r["reference"].startswith("init_")]
 
 
 @pytest.mark.slow
