@@ -193,12 +193,16 @@ class TranslatingDecoder:
             hit = self._cache[key] = self._translate(key)
         return hit
 
+    def rename(self, codes: np.ndarray) -> np.ndarray:
+        """Source-space op codes (``num_ops`` = absent) as target-space codes."""
+        src, dst = self.source.space, self.space
+        table = [dst.op_index(self.mapping[op]) for op in src.ops] + [dst.num_ops]
+        return np.asarray(table, dtype=np.int64)[codes]
+
     def slots(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The graphs of ``keys`` with op codes renamed into the target space."""
         codes, adj = self.source.slots(keys)
-        src, dst = self.source.space, self.space
-        rename = [dst.op_index(self.mapping[op]) for op in src.ops] + [dst.num_ops]
-        return np.asarray(rename, dtype=np.int64)[codes], adj
+        return self.rename(codes), adj
 
     def decode(self, g: Graphs) -> Decoded:
         keys = self.source.keys(g)

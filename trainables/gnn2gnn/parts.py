@@ -24,26 +24,18 @@ from trainables.gnn2gnn.generators import (
 
 def build_generator(cfg: GNN2GNNConfig, num_ops: int, n: int) -> torch.nn.Module:
     kw = {"num_ops": num_ops, "num_nodes": n}
+    gnn = {  # what the two GNN generators share
+        "mu": cfg.mu,
+        "tau": cfg.tau,
+        "noise_dim": cfg.noise_dim,
+        "hidden": cfg.hidden,
+        "noise": cfg.noise,
+        "conv": cfg.generator_conv,
+    }
     if cfg.model == "gnn2gnn":
-        return Generator(
-            **kw,
-            mu=cfg.mu,
-            tau=cfg.tau,
-            noise_dim=cfg.noise_dim,
-            hidden=cfg.hidden,
-            edge_scorer=cfg.edge_scorer,
-            noise=cfg.noise,
-            conv=cfg.generator_conv,
-        )
+        return Generator(**kw, **gnn, edge_scorer=cfg.edge_scorer)
     if cfg.model == "gnn2gnn_edges":
-        return EdgeFormGenerator(
-            mu=cfg.mu,
-            tau=cfg.tau,
-            noise_dim=cfg.noise_dim,
-            hidden=cfg.hidden,
-            noise=cfg.noise,
-            conv=cfg.generator_conv,
-        )
+        return EdgeFormGenerator(**gnn)
     if cfg.model == "molgan":
         return MolGANGenerator(**kw, tau=cfg.tau, noise_dim=cfg.noise_dim, hidden=2 * cfg.hidden)
     if cfg.model == "rnn":
@@ -85,10 +77,6 @@ def generate(
 
 
 STRUCTURE_SEED = 20_240_601  # the fixed seed of the structure reference rows
-STRUCTURE_REFERENCES = {
-    "init_uniform_ops": "untrained generator's structures, uniform ops",
-    "init_best_op": "untrained generator's structures, one best op",
-}
 
 
 @torch.no_grad()

@@ -48,7 +48,7 @@ import trainables.gnn2gnn.parts as parts
 from pipeline.experiment import Reporter, TrialResult, pick_device
 from pipeline.nas.benchmarks import Benchmark, load_benchmark
 from pipeline.nas.cells import table_to_dense
-from pipeline.nas.decode import CellDecoder, TranslatingDecoder, pack_keys, slots_to_graphs
+from pipeline.nas.decode import CellDecoder, TranslatingDecoder, slots_to_graphs
 from pipeline.nas.graphs import Graphs
 from pipeline.nas.labels import RowLookup
 from pipeline.nas.spaces import OP_TRANSFER
@@ -153,7 +153,6 @@ class Trial:
         if not isinstance(self.eval_decoder, CellDecoder):
             n_eval = max(self.n, self.eval_bench.space.max_vertices)
             self.slot_decoder = CellDecoder(self.eval_bench.space, n_eval, table=self.eval_bench)
-        self.authors = self.authors_table if cfg.metrics == "authors" else None
         self.best_acc = float(self.acc.max())
         # clean selection: accuracies of the training split's cells (trained on or kept for
         # validation) by hash, and the accuracy of its best 10%
@@ -223,8 +222,8 @@ class Trial:
         eval_gen = torch.Generator(device=self.device).manual_seed(seed)
         keys, hashes = generate(self.shown, k, self.eval_decoder, eval_gen)
         metrics = generation_metrics(hashes, self.reference)
-        if self.authors is not None:
-            metrics.update(self.authors.metrics(*self.eval_decoder.slots(keys)))
+        if self.cfg.metrics == "authors":
+            metrics.update(self.authors_table.metrics(*self.eval_decoder.slots(keys)))
         if self.cfg.protocol == "authors":
             score = metrics["top10_all"]
         else:  # training-split information only, decoded in the training space
@@ -265,7 +264,7 @@ class Trial:
         training space (``CellDecoder.slots``), evaluated on the evaluation benchmark."""
         dec = self.slot_decoder
         if dec is not self.eval_decoder:  # rename into the evaluation space, pad its slots
-            codes, adj = self.eval_decoder.slots(pack_keys(codes, adj, self.decoder.k))
+            codes = self.eval_decoder.rename(codes)
             pad = dec.n - codes.shape[1]
             codes = np.pad(codes, ((0, 0), (0, pad)), constant_values=dec.k)
             adj = np.pad(adj, ((0, 0), (0, pad), (0, pad)))
