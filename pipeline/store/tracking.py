@@ -74,6 +74,10 @@ class SweepTracker:
             if tid and self._ours(run):
                 self._runs[tid] = run.info.run_id
 
+    def run_id(self, trial_id: str) -> str | None:
+        """The run of a trial in this sweep's experiment, if it has one."""
+        return self._runs.get(trial_id)
+
     def _ours(self, run) -> bool:
         return not self._shared or run.data.tags.get("results", self.results) == self.results
 
