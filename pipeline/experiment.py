@@ -105,6 +105,22 @@ def make_config(
 
 
 @dataclass(frozen=True)
+class StudyTask:
+    """A prerequisite of an experiment's sweeps that a study runs as Ray tasks in its own
+    session (e.g. pretraining networks), before the sweeps that ``need`` it.
+
+    ``start(settings, folder, *, profile, data_dir, log)`` submits the work (Ray is up) and
+    returns an object with ``poll() -> bool`` (non-blocking; True when done), ``cpus_busy``
+    and ``busy_seconds`` (:class:`pipeline.sweep.queue.TaskRun`); what it makes goes to
+    ``folder`` (a path or a URI), and a rerun finishes only what is missing. ``provides``:
+    the trial config field that a sweep needing the task gets set to the folder."""
+
+    start: Callable[..., Any]
+    provides: str | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class Experiment:
     """One paper's trials and their analysis, as the pipeline sees them."""
 
@@ -137,6 +153,8 @@ class Experiment:
     # (of :meth:`make_config`), and a sweep hands them that, validated once on the driver;
     # False (the older protocol): they get each trial's config dict.
     takes_config: bool = False
+    # Prerequisites a study runs before the sweeps that need them (name -> StudyTask).
+    tasks: Mapping[str, StudyTask] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         missing = set(PROFILES) - set(self.profiles)

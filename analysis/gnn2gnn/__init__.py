@@ -27,3 +27,9 @@ def report_sections(results, written: list[Path]) -> list[str]:
     from analysis.gnn2gnn.report import report_sections as sections
 
     return sections(results, written)
+
+
+def headlines(results) -> list[str]:
+    from analysis.gnn2gnn.report import headlines as lines
+
+    return lines(results)

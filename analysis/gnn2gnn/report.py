@@ -53,3 +53,41 @@ def report_sections(results: Path, written: list[Path]) -> list[str]:
                 lines.append(f"- [{p.name}]({p.name})")
         lines.append("")
     return lines + gap_sections(results)
+
+
+def _stat(row, metric: str) -> str:
+    mean, half = row[f"{metric}_mean"], row[f"{metric}_ci"]
+    if math.isnan(mean):
+        return "-"
+    return f"{mean:.1f}" if math.isnan(half) else f"{mean:.1f} ± {half:.1f}"
+
+
+def headlines(results) -> list[str]:
+    """The headline findings of the GNN2GNN tables under ``results``: Table 3's Top-10 per
+    generator, Table 1's best row, and how many published values the intervals hold."""
+    lines = []
+    tables = sweep_tables(results)
+    for t in tables:
+        if t.spec.number == 3 and "model" in t.rows:
+            rows = t.rows[t.rows.get("status", "ok") != "missing"] if "status" in t.rows else t.rows
+            parts = [f"{r['model']} {_stat(r, 'top10')}" for _, r in rows.iterrows()]
+            lines.append(
+                f"Table 3 (`{t.sweep}`), Top-10 over known cells: " + ", ".join(parts) + "."
+            )
+        if t.spec.number == 1 and len(t.rows):
+            best = t.rows.loc[t.rows["top10_mean"].fillna(-1).idxmax()]
+            keys = ", ".join(f"{k} = {best[k]}" for k in t.spec.keys if k in best)
+            lines.append(
+                f"Table 1 (`{t.sweep}`): the best Top-10 row is {keys}: {_stat(best, 'top10')}."
+            )
+    within = total = 0
+    for t in tables:
+        c = agreement(t)
+        within += c["within"]
+        total += c["within"] + c["paper_above"] + c["paper_below"]
+    if total:
+        lines.append(
+            f"Published values within the reproduced 95% intervals: {within} of {total} with an "
+            "interval (Tables 1-5)."
+        )
+    return lines

@@ -1,7 +1,8 @@
 """The ``gnn2gnn`` command line, built from the installed experiments and command groups.
 
 ``train`` (one trial of an experiment; its options come from the experiment's Config),
-``sweep`` and ``ui`` (Ray Tune sweeps, MLflow UI) are the core's; every entry point of the
+``sweep`` and ``ui`` (Ray Tune sweeps, MLflow UI) and ``reproduce`` (a study file's every
+sweep as one queue, then the report) are the core's; every entry point of the
 ``gnn2gnn.commands`` group (``add_parsers(subparsers)``) adds more: ``data`` (benchmark
 tables), ``tables``/``figures``/``report`` (the analysis), the papers' own commands. Errors a
 user can cause (:class:`UserError`) print as one line without a traceback and exit with
@@ -14,7 +15,7 @@ import argparse
 import sys
 
 from pipeline.alloc import keep_large_allocations  # noqa: E402
-from pipeline.cli import sweep, train  # noqa: E402
+from pipeline.cli import reproduce, sweep, train  # noqa: E402
 from pipeline.errors import UserError  # noqa: E402
 from pipeline.plugins import load_group  # noqa: E402
 
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     train.add_parsers(sub)
     sweep.add_parsers(sub)
+    reproduce.add_parsers(sub)
     for _, add in sorted(command_groups().items()):
         add(sub)
     return parser

@@ -585,7 +585,7 @@ def run_queue(
                     search_alg=searcher,
                     num_samples=n_ray,
                     max_concurrent_trials=max_concurrent or None,
-                    reuse_actors=False,
+                    reuse_actors=True,  # a worker process keeps its imports and tables
                 ),
                 run_config=tune.RunConfig(
                     name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}",

@@ -6,7 +6,7 @@ tables and figures are in ``analysis.infonas``."""
 
 from __future__ import annotations
 
-from pipeline.experiment import Experiment, Reporter, TrialResult
+from pipeline.experiment import Experiment, Reporter, StudyTask, TrialResult
 from pipeline.nas.table import Benchmark
 from trainables.infonas.config import PROFILES, IOEmbeddingConfig, check
 from trainables.infonas.trial import IOTrial
@@ -22,6 +22,13 @@ def run_trial(
     return IOTrial(EXPERIMENT.make_config(config), bench).run(reporter, progress)
 
 
+def start_pretraining(settings: dict, folder, **kwargs):
+    """The study task ``pretrain``: :func:`trainables.infonas.pretrain.start_pretraining`."""
+    from trainables.infonas.pretrain import start_pretraining as start
+
+    return start(settings, folder, **kwargs)
+
+
 EXPERIMENT = Experiment(
     name="infonas",
     aliases=("io_embedding",),
@@ -35,6 +42,13 @@ EXPERIMENT = Experiment(
     tag_fields=("profile", "benchmark", "dataset", "model"),
     check=check,
     info_tags=("label", "coverage_note"),
+    tasks={
+        "pretrain": StudyTask(
+            start_pretraining,
+            provides="io_data",
+            description="NAS-Bench-101 networks trained on CIFAR-10, and the IO-dataset",
+        )
+    },
 )
 
 

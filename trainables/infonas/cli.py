@@ -31,18 +31,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     config = {k: v for k, v in config.items() if v is not None}  # left out: the profile's
     folder = Location.of(args.results or default_io_data(args.profile))
     summary = run_pretraining(
-        config,
-        folder,
-        address=args.address,
-        log=log,
+        config, folder, address=args.address, log=log, io_dataset=not args.no_io_dataset
     )
-    if not args.no_io_dataset and summary["finished"]:
-        from trainables.infonas.iodata import IODataError, load_io_dataset
-
-        try:
-            summary["io_dataset"] = str(load_io_dataset(folder).save(folder / "io_dataset"))
-        except IODataError as exc:
-            summary["io_dataset"] = f"not built: {exc}"
     print(json.dumps(summary))
     return 1 if summary["failed"] else 0
 

@@ -41,7 +41,10 @@ from pipeline.experiment import pick_device
 from pipeline.store.location import Location
 from trainables.infonas.pretrain_config import PROFILES, PretrainConfig, make_config
 
-__all__ = ["PROFILES", "PretrainConfig", "make_config", "run_pretraining", "train_network"]
+__all__ = [
+    "PROFILES", "PretrainConfig", "Pretraining", "make_config", "run_pretraining",
+    "start_pretraining", "train_network",
+]  # fmt: skip
 
 
 def image_selection(cfg: PretrainConfig, train_y: np.ndarray, test_y: np.ndarray) -> dict:
@@ -252,88 +255,181 @@ def write_index(folder: Location, roles: dict[str, str], bench) -> pd.DataFrame:
     return frame
 
 
+class Pretraining:
+    """The networks of a pretraining folder not yet finished, trained as Ray tasks: made
+    with the config and folder, :meth:`submit` once Ray is up, :meth:`poll` until it says
+    done (non-blocking with ``timeout=0``), then :meth:`summary`. ``io_dataset``: build
+    ``<folder>/io_dataset`` (as one more Ray task) once the networks are done."""
+
+    def __init__(
+        self,
+        config: dict,
+        folder,
+        log: Callable[[str], None] = print,
+        io_dataset: bool = False,
+    ) -> None:
+        from pipeline.nas.benchmarks import load_benchmark
+        from trainables.infonas.cifar10 import load_cifar10
+
+        cfg = make_config(config)
+        self.folder = folder = Location.of(folder)
+        folder.mkdir()
+        self.bench = load_benchmark("nasbench101", data_dir=cfg.data_dir)
+        data = load_cifar10(cfg.data_dir)
+        if cfg.data_dir is None:
+            from pipeline.paths import workers_data_dir
+
+            cfg.data_dir = workers_data_dir()  # a path, or a URI each node copies
+        self.cfg, self.log, self.io_dataset = cfg, log, io_dataset
+        self.selection = image_selection(cfg, data.train_y, data.test_y)
+        _images_file(folder, cfg, selection=self.selection, fingerprint=data.fingerprint)
+        self.nets = pick_networks(cfg, self.bench)
+        self.todo = [
+            (h, r) for h, r in self.nets if not (folder / "networks" / h / "done.json").is_file()
+        ]
+        n, todo = len(self.nets), len(self.todo)
+        log(f"[pretrain] {n} networks at profile {cfg.profile}: {todo} to train")
+        self.refs: dict = {}
+        self.done = 0
+        self.failed: list[str] = []
+        self.t0 = time.monotonic()
+        self.busy_seconds = 0.0
+        self._index: pd.DataFrame | None = None
+        self._build = None  # the io_dataset task
+        self.io_dataset_result: str | None = None
+
+    @property
+    def cpus_busy(self) -> float:
+        """CPUs its tasks ask for now (Ray runs as many as fit)."""
+        return float(len(self.refs) + (self._build is not None))
+
+    def submit(self) -> None:
+        import ray
+
+        has_gpu = ray.cluster_resources().get("GPU", 0) > 0
+        task = ray.remote(
+            num_cpus=1, num_gpus=0.25 if has_gpu else 0, max_retries=1, retry_exceptions=True
+        )(train_network)
+        cfg_dict = self.cfg.model_dump()
+        for h, _ in self.todo:
+            cell = self.bench.cell(self.bench.lookup(h))
+            ref = task.remote(
+                h,
+                list(cell.ops),
+                cell.adjacency.tolist(),
+                cfg_dict,
+                self.folder.uri,
+                self.selection,
+            )
+            self.refs[ref] = h
+
+    def poll(self, timeout: float | None = 0) -> bool:
+        """Collect finished networks (logged one line each); True once every network is
+        done or failed, the index written and the IO-dataset (if asked for) built."""
+        import ray
+
+        while self.refs:
+            ready, _ = ray.wait(list(self.refs), num_returns=1, timeout=timeout)
+            if not ready:
+                return False
+            h = self.refs.pop(ready[0])
+            try:
+                rec = ray.get(ready[0])
+                self.done += 1
+                self.busy_seconds += float(rec.get("seconds", 0.0))
+                msg = f"{h[:8]} test acc {rec['test_acc']:.2f}% in {rec['seconds']:.0f}s"
+            except Exception as exc:  # noqa: BLE001 -- record and go on with the others
+                self.failed.append(h)
+                msg = f"{h[:8]} FAILED: {str(exc).strip().splitlines()[-1][:200]}"
+            elapsed = time.monotonic() - self.t0
+            finished = self.done + len(self.failed)
+            eta = elapsed / finished * (len(self.todo) - finished)
+            self.log(
+                f"[pretrain] {msg}; {self.done}/{len(self.todo)} done, {len(self.failed)} "
+                f"failed, {elapsed:.0f}s elapsed, ETA {eta:.0f}s"
+            )
+        if self._index is None:
+            self._index = write_index(self.folder, dict(self.nets), self.bench)
+            if self.io_dataset and len(self._index):
+                if (self.folder / "io_dataset" / "index.parquet").is_file() and not self.todo:
+                    self.io_dataset_result = str(self.folder / "io_dataset")
+                else:
+                    # no CPU reserved: a short step that must not wait behind the trial
+                    # actors a queue keeps for reuse (they hold every CPU between trials)
+                    build = ray.remote(num_cpus=0)(build_io_dataset)
+                    self._build = build.remote(self.folder.uri)
+                    self._build_t0 = time.monotonic()
+        if self._build is not None:
+            ready, _ = ray.wait([self._build], timeout=timeout)
+            if not ready:
+                return False
+            self.io_dataset_result = ray.get(self._build)
+            self.busy_seconds += time.monotonic() - self._build_t0
+            self.log(f"[pretrain] IO-dataset: {self.io_dataset_result}")
+            self._build = None
+        return True
+
+    def summary(self) -> dict:
+        index = self._index if self._index is not None else pd.DataFrame()
+        out = {
+            "folder": str(self.folder),
+            "networks": len(self.nets),
+            "trained_now": len(self.todo) - len(self.failed),
+            "failed": self.failed,
+            "finished": int(len(index)),
+            "mean_test_acc": float(index["test_acc"].mean()) if len(index) else float("nan"),
+            "wall_seconds": round(time.monotonic() - self.t0, 1),
+        }
+        if self.io_dataset_result is not None:
+            out["io_dataset"] = self.io_dataset_result
+        return out
+
+
+def build_io_dataset(folder: str) -> str:
+    """``<folder>/io_dataset`` from a finished pretraining folder: its location, or why it
+    was not built."""
+    from trainables.infonas.iodata import IODataError, load_io_dataset
+
+    folder = Location.of(folder)
+    try:
+        return str(load_io_dataset(folder).save(folder / "io_dataset"))
+    except IODataError as exc:
+        return f"not built: {exc}"
+
+
 def run_pretraining(
     config: dict,
     folder,
     address: str | None = None,
     log: Callable[[str], None] = print,
+    io_dataset: bool = False,
 ) -> dict:
     """Pretrain every sampled network not yet finished in ``folder`` (a path or a URI),
-    as Ray tasks."""
+    as Ray tasks (see :class:`Pretraining`)."""
     import ray
 
-    from pipeline.nas.benchmarks import load_benchmark
-    from pipeline.sweep.run import init_ray
-    from trainables.infonas.cifar10 import load_cifar10
+    from pipeline.sweep.session import init_ray
 
-    cfg = make_config(config)
-    folder = Location.of(folder)
-    folder.mkdir()
-    bench = load_benchmark("nasbench101", data_dir=cfg.data_dir)
-    data = load_cifar10(cfg.data_dir)
-    if cfg.data_dir is None:
-        from pipeline.paths import workers_data_dir
-
-        cfg.data_dir = workers_data_dir()  # a path, or a URI each node copies
-    selection = image_selection(cfg, data.train_y, data.test_y)
-    _images_file(folder, cfg, selection, data.fingerprint)
-    nets = pick_networks(cfg, bench)
-    roles = dict(nets)
-    todo = [(h, r) for h, r in nets if not (folder / "networks" / h / "done.json").is_file()]
-    log(f"[pretrain] {len(nets)} networks at profile {cfg.profile}: {len(todo)} to train")
-    t0 = time.monotonic()
-    failed: list[str] = []
-    if todo:
+    run = Pretraining(config, folder, log, io_dataset=io_dataset)
+    if run.todo or io_dataset:
         started = init_ray(address)
         try:
-            has_gpu = ray.cluster_resources().get("GPU", 0) > 0
-            task = ray.remote(
-                num_cpus=1, num_gpus=0.25 if has_gpu else 0, max_retries=1, retry_exceptions=True
-            )(train_network)
-            cfg_dict = cfg.model_dump()
-            refs = {}
-            for h, _ in todo:
-                row = bench.lookup(h)
-                cell = bench.cell(row)
-                refs[
-                    task.remote(
-                        h,
-                        list(cell.ops),
-                        cell.adjacency.tolist(),
-                        cfg_dict,
-                        folder.uri,
-                        selection,
-                    )
-                ] = h
-            pending = list(refs)
-            done = 0
-            while pending:
-                ready, pending = ray.wait(pending, num_returns=1)
-                h = refs[ready[0]]
-                try:
-                    rec = ray.get(ready[0])
-                    done += 1
-                    msg = f"{h[:8]} test acc {rec['test_acc']:.2f}% in {rec['seconds']:.0f}s"
-                except Exception as exc:  # noqa: BLE001 -- record and go on with the others
-                    failed.append(h)
-                    msg = f"{h[:8]} FAILED: {str(exc).strip().splitlines()[-1][:200]}"
-                elapsed = time.monotonic() - t0
-                finished = done + len(failed)
-                eta = elapsed / finished * (len(todo) - finished)
-                log(
-                    f"[pretrain] {msg}; {done}/{len(todo)} done, {len(failed)} failed, "
-                    f"{elapsed:.0f}s elapsed, ETA {eta:.0f}s"
-                )
+            run.submit()
+            run.poll(timeout=None)
         finally:
             if started:
                 ray.shutdown()
-    index = write_index(folder, roles, bench)
-    return {
-        "folder": str(folder),
-        "networks": len(nets),
-        "trained_now": len(todo) - len(failed),
-        "failed": failed,
-        "finished": int(len(index)),
-        "mean_test_acc": float(index["test_acc"].mean()) if len(index) else float("nan"),
-        "wall_seconds": round(time.monotonic() - t0, 1),
-    }
+    else:
+        run.poll()
+    return run.summary()
+
+
+def start_pretraining(settings: dict, folder, *, profile: str, data_dir, log) -> Pretraining:
+    """The study task (``Experiment.tasks["pretrain"]``): the pretraining of ``profile``
+    (the study's settings on top) into ``folder``, with its IO-dataset, submitted now."""
+    config = {"profile": profile, **settings}
+    if data_dir is not None and "data_dir" not in config:
+        config["data_dir"] = data_dir
+    run = Pretraining(config, folder, log, io_dataset=True)
+    run.submit()
+    return run
