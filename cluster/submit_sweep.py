@@ -1,15 +1,19 @@
-"""Run ``gnn2gnn sweep`` on the head of a cluster started with Ray's cluster launcher.
+"""Run a ``gnn2gnn`` command on the head of a cluster started with Ray's cluster launcher.
 
     ray up cluster/aws.yaml
+    ray submit cluster/aws.yaml cluster/submit_sweep.py reproduce \\
+        --profile paper --results s3://BUCKET/PREFIX
     ray submit cluster/aws.yaml cluster/submit_sweep.py sweeps/ablation.yaml \\
         --profile paper --results s3://BUCKET/PREFIX
 
 ``ray submit`` copies this file to the head and runs it there with the arguments after
-it, which are ``gnn2gnn sweep``'s (see ``gnn2gnn sweep --help``). The script runs from the
-checkout the cluster config mounted (``~/gnn2gnn``, or ``$GNN2GNN_HOME``), so sweep files
-are named as in the checkout; it connects to the cluster (``--address auto`` unless given)
-and first waits until the workers the config starts with (its ``min_workers``) have
-joined, so that the sweep sees their GPUs (``$GNN2GNN_WAIT_S``, default 900 s).
+it: a ``gnn2gnn`` subcommand and its arguments (``reproduce``, ``sweep``, ``pretrain``,
+``report``, ...), or, as before, ``gnn2gnn sweep``'s arguments (a sweep file first). The
+script runs from the checkout the cluster config mounted (``~/gnn2gnn``, or
+``$GNN2GNN_HOME``), so sweep files are named as in the checkout; a command that takes
+``--address`` connects to the cluster (``--address auto`` unless given) and first waits
+until the workers the config starts with (its ``min_workers``) have joined, so that it
+sees their GPUs (``$GNN2GNN_WAIT_S``, default 900 s).
 """
 
 from __future__ import annotations
@@ -58,17 +62,33 @@ def wait_for_workers(expected: int, timeout_s: float) -> None:
         ray.shutdown()
 
 
+def command_line(argv: list[str]) -> list[str]:
+    """``gnn2gnn``'s arguments: ``argv`` when it starts with a subcommand, else ``sweep``'s
+    (the older form); ``--address auto`` added where the subcommand takes ``--address``."""
+    from pipeline.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    args = list(argv)
+    if not args or args[0] not in sub.choices:
+        args = ["sweep", *args]
+    takes_address = any("--address" in a.option_strings for a in sub.choices[args[0]]._actions)
+    given = any(a == "--address" or a.startswith("--address=") for a in args)
+    if takes_address and not given:
+        args += ["--address", "auto"]
+    return args
+
+
 def main(argv: list[str]) -> int:
     home = Path(os.environ.get("GNN2GNN_HOME", "~/gnn2gnn")).expanduser()
     if home.is_dir():
         os.chdir(home)
-    args = list(argv)
-    if not any(a == "--address" or a.startswith("--address=") for a in args):
-        args += ["--address", "auto"]
-    wait_for_workers(expected_workers(), float(os.environ.get("GNN2GNN_WAIT_S", "900")))
+    args = command_line(argv)
+    if "--address" in args:
+        wait_for_workers(expected_workers(), float(os.environ.get("GNN2GNN_WAIT_S", "900")))
     from pipeline.cli import main as cli
 
-    return cli(["sweep", *args])
+    return cli(args)
 
 
 if __name__ == "__main__":

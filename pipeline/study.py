@@ -132,7 +132,10 @@ class Study:
             if e.task is not None:
                 self._task(e, where)
                 continue
-            self.sweeps[e.id] = load_sweep(path.parent / e.sweep, validate_trial_config)
+            try:
+                self.sweeps[e.id] = load_sweep(path.parent / e.sweep, validate_trial_config)
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: sweep: {exc}") from None
             exp = get_experiment(self.sweeps[e.id].trainable)
             for folder, overrides in e.runs.items():
                 bad = set(overrides) - set(exp.sweep_overrides)

@@ -102,6 +102,26 @@ def test_submit_script_waits_for_the_workers_each_config_starts_with(tmp_path):
     assert submit_sweep.expected_workers(tmp_path / "none.yaml") == 0
 
 
+def test_submit_script_runs_any_subcommand_and_the_older_sweep_form():
+    sys.path.insert(0, str(ROOT / "cluster"))
+    try:
+        import submit_sweep
+    finally:
+        sys.path.remove(str(ROOT / "cluster"))
+    line = submit_sweep.command_line
+    assert line(["reproduce", "--profile", "paper"]) == [
+        "reproduce", "--profile", "paper", "--address", "auto",
+    ]  # fmt: skip
+    assert line(["sweeps/ablation.yaml", "--profile", "paper"])[:2] == [
+        "sweep",
+        "sweeps/ablation.yaml",
+    ]
+    assert line(["sweep", "s.yaml", "--address", "ray://h:10001"]) == [
+        "sweep", "s.yaml", "--address", "ray://h:10001",
+    ]  # fmt: skip
+    assert line(["report", "--results", "s3://b/p"]) == ["report", "--results", "s3://b/p"]
+
+
 # -- an S3-compatible server and a two-node cluster ----------------------------------------
 @dataclass
 class S3:
