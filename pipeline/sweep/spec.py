@@ -109,6 +109,11 @@ def load_sweep(path: str | Path, validate_config: Validator | None = None) -> Sw
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of sweep fields at the top level")
+    if "entries" in data and "grid" not in data and "variants" not in data:
+        raise ConfigError(
+            f"{path}: a study file (entries:), not a sweep file: run it with "
+            f"`gnn2gnn reproduce {path}`"
+        )
     spec = validate(SweepSpec, data, str(path))
     if spec.trainable is None:
         default = default_experiment()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+import yaml
 
 from pipeline.config import ConfigError
 from pipeline.experiment import get_experiment, validate_trial_config
@@ -339,9 +340,19 @@ def test_sweep_cli_bad_file_exits_2(tmp_path):
 
 
 def test_every_sweep_file_in_the_repo_is_valid():
+    from pipeline.study import Study
+
+    studies = 0
     for path in sorted((ROOT / "sweeps").glob("*.yaml")):
+        if "entries" in yaml.safe_load(path.read_text()):  # a study file: its own checks
+            assert Study(path).entries, path
+            with pytest.raises(ConfigError, match="gnn2gnn reproduce"):
+                load_sweep(path, validate_trial_config)
+            studies += 1
+            continue
         spec = load_sweep(path, validate_trial_config)
         assert expand(spec, "paper", validate_config=validate_trial_config), path
+    assert studies == 1
 
 
 def test_ray_job_submit_to_a_local_head_node(tmp_path, data_dir):
