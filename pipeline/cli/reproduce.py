@@ -191,8 +191,7 @@ def add_parsers(sub) -> None:
         "--only",
         default=None,
         metavar="IDS",
-        help="comma-separated entry ids of the study (e.g. 1,3); the tasks they need "
-        "run too",
+        help="comma-separated entry ids of the study (e.g. 1,3); the tasks they need run too",
     )
     p.add_argument(
         "--results",

@@ -103,13 +103,23 @@ class Progress:
     groups: dict[str, int] | None = None
     as_json: bool = False
     cpus: float = 0.0  # the CPUs Ray had (0: not shown)
+    gpus: float = 0.0  # the GPUs Ray had (0: not shown)
     done: int = 0
     failed: int = 0
     running: int = 0
     best: float | None = None
+    bests: dict[str, float] = field(default_factory=dict)  # metric -> best (several experiments)
     start: float = field(default_factory=time.monotonic)
     busy_seconds: float = 0.0  # CPU-seconds of finished trials
     cpus_busy: float = 0.0  # CPUs running trials and tasks hold now
+    gpus_busy: float = 0.0
+    tasks: dict = field(default_factory=dict)  # running tasks (TaskRun), their CPUs count
+
+    def busy(self) -> float:
+        """CPUs in use: running trials' and tasks' (at most the CPUs Ray has)."""
+        busy = self.cpus_busy + sum(t.cpus_busy for t in self.tasks.values())
+        return min(busy, self.cpus) if self.cpus else busy
+
     per_group: dict[str, list[int]] = field(default_factory=dict)  # done, running, failed
 
     def count(self, group: str, column: int, by: int = 1) -> None:
@@ -138,10 +148,13 @@ class Progress:
                 "total": self.total,
                 "best": self.best,
                 "metric": self.metric,
+                "bests": self.bests,
                 "elapsed_s": round(elapsed, 1),
                 "eta_s": None if eta is None else round(eta),
-                "cpus_busy": self.cpus_busy,
+                "cpus_busy": self.busy(),
                 "cpus": self.cpus,
+                "gpus_busy": self.gpus_busy,
+                "gpus": self.gpus,
             }
             if self.groups:
                 record["groups"] = {
@@ -157,8 +170,12 @@ class Progress:
                 }
             self.log(json.dumps(record))
             return
-        best = "-" if self.best is None else f"{self.best:.3f}"
-        best = f"best {self.metric} {best}, " if self.metric else ""
+        if self.metric:
+            best = "-" if self.best is None else f"{self.best:.3f}"
+            best = f"best {self.metric} {best}, "
+        else:
+            best = ", ".join(f"{m} {v:.3f}" for m, v in self.bests.items())
+            best = f"best {best}, " if best else ""
         groups = ""
         if self.groups:
             parts = []
@@ -166,7 +183,9 @@ class Progress:
                 d, r, f = self.per_group.get(g, [0, 0, 0])
                 parts.append(f"{g} {d}/{n}" + (f"+{r}" if r else "") + (f"!{f}" if f else ""))
             groups = " [" + " ".join(parts) + "]"
-        cpus = f"{self.cpus_busy:g}/{self.cpus:g} CPUs busy, " if self.cpus else ""
+        cpus = f"{self.busy():g}/{self.cpus:g} CPUs busy, " if self.cpus else ""
+        if self.gpus:
+            cpus += f"{self.gpus_busy:g}/{self.gpus:g} GPUs busy, "
         self.log(
             f"[{self.name}] {event}: {self.done}/{self.total} done, {self.running} running, "
             f"{self.failed} failed, {best}{cpus}{elapsed:.0f}s elapsed, "
@@ -227,6 +246,9 @@ def _callback_class():
         def _cpus(self, trial) -> float:
             return float(trial.config["spec"]["resources"]["cpu"])
 
+        def _gpus(self, trial) -> float:
+            return float(trial.config["spec"]["resources"].get("gpu", 0))
+
         def on_trial_start(self, iteration, trials, trial, **info):
             members = self._members(trial)
             for m in members:
@@ -244,11 +266,13 @@ def _callback_class():
                     self.progress.count(job.group, 1)
             self.progress.running += len(members)
             self.progress.cpus_busy += self._cpus(trial)
+            self.progress.gpus_busy += self._gpus(trial)
             packed = f" (packed: {len(members)} trials)" if len(members) > 1 else ""
             self.progress.line(f"started {trial.config['spec']['trial_id']}{packed}")
 
         def _stopped(self, trial, members: list[dict]) -> None:
             self.progress.cpus_busy -= self._cpus(trial)
+            self.progress.gpus_busy -= self._gpus(trial)
             for m in members:
                 for j in self._jobs(m["trial_id"]):
                     self.progress.count(self.t.jobs[j].group, 1, -1)
@@ -324,9 +348,12 @@ def _callback_class():
             self.shared += len(jobs) - 1
             self.progress.running -= 1
             self.progress.done += 1
-            value = metrics.get(self.progress.metric) if self.progress.metric else None
+            metric = self.t.jobs[jobs[0]].experiment.progress_metric
+            value = metrics.get(metric) if metric else None
             if value is not None and value == value:
-                self.progress.best = max(value, self.progress.best or value)
+                if metric == self.progress.metric:
+                    self.progress.best = max(value, self.progress.best or value)
+                self.progress.bests[metric] = max(value, self.progress.bests.get(metric, value))
             self.progress.line(
                 f"finished {tid}" + (f" (for {len(jobs)} sweeps)" if len(jobs) > 1 else "")
             )
@@ -514,6 +541,7 @@ def run_queue(
     try:
         has_gpu = ray.cluster_resources().get("GPU", 0) > 0
         cpus = float(ray.cluster_resources().get("CPU", 0))
+        gpus = float(ray.cluster_resources().get("GPU", 0))
         running = {name_: start() for name_, start in tasks.items() if name_ in needed}
         given = {
             tid: units[tid].typed
@@ -568,9 +596,11 @@ def run_queue(
             groups=groups_total if study else None,
             as_json=progress_json,
             cpus=cpus if study else 0.0,
+            gpus=gpus if study else 0.0,
         )
         callback = _callback_class()(targets, units, progress, study)
         searcher = _searcher_class()(ready, gated, running)
+        progress.tasks = searcher.tasks  # the live ones: the searcher drops a finished task
         os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(max(2, int(cpus))))
 
         def resources(config: dict):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import os
 import secrets
 import signal
@@ -178,8 +179,8 @@ class Cluster:
     node2_cache: Path
 
 
-@pytest.fixture
-def two_nodes(tmp_path):
+@pytest.fixture(scope="module")
+def two_nodes(tmp_path_factory):
     """A Ray head (no trial resource) and a second node with the ``trial_node`` resource,
     each its own process group and temp dir; token auth with a fresh token."""
     port = _free_port()
@@ -206,6 +207,7 @@ def two_nodes(tmp_path):
             "--object-manager-port", str(_free_port()),
         ]  # fmt: skip
 
+    tmp_path = tmp_path_factory.mktemp("two-nodes")
     procs = []
     temps = [Path(f"/tmp/g2g-ray-{os.getpid()}-{i}-{secrets.token_hex(2)}") for i in (1, 2)]
     try:
@@ -311,6 +313,49 @@ def test_smoke_sweep_on_two_nodes_lands_once_on_s3_after_kill_and_resume(
     assert sorted(ids) == sorted(table["trial_id"])
     assert {r.info.status for r in runs} == {"FINISHED"}
     assert {r.data.tags["results"] for r in runs} == {f"{results}/smoke"}
+
+
+@pytest.mark.slow
+def test_reproduce_on_two_nodes_lands_every_trial_once_on_s3_and_reports_from_it(
+    tmp_path, data_dir, s3, two_nodes
+):
+    """`gnn2gnn reproduce --only 3` at the smoke profile on the two-node cluster, results on
+    the S3 server: every trial of both benchmarks' Table 3 in the bucket once, and the
+    report written from the bucket into it."""
+    from mlflow.tracking import MlflowClient
+
+    fs = s3.fs()
+    results = f"s3://{BUCKET}/runs/papers"
+    mlflow_db = tmp_path / "mlflow.db"
+    cmd = [str(BIN / "gnn2gnn"), "reproduce", "--profile", "smoke", "--only", "3"]
+    cmd += ["--address", two_nodes.address, "--results", results, "--data-dir", str(data_dir)]
+    cmd += ["--tracking-uri", f"sqlite:///{mlflow_db}", "--out", str(tmp_path / "report")]
+    env = {**two_nodes.env, **s3.env}
+    env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
+    t0 = time.monotonic()
+    res = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
+    print(f"reproduce --only 3 on two nodes: {time.monotonic() - t0:.0f}s")
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert summary["trainings"] == 8 and summary["failed"] == []
+    client = MlflowClient(f"sqlite:///{mlflow_db}")
+    runs = client.search_runs([client.get_experiment_by_name("baselines").experiment_id])
+    for bench in ("nasbench101", "natsbench"):
+        where = f"{BUCKET}/runs/papers/{bench}/baselines"
+        table = pads.dataset(f"{where}/trials", filesystem=fs).to_table().to_pandas()
+        assert len(table) == 4 and table["trial_id"].is_unique and set(table["status"]) == {"ok"}
+        assert set(table["benchmark"]) == {bench}
+        mine = [r for r in runs if r.data.tags["results"] == f"{results}/{bench}/baselines"]
+        assert sorted(r.data.tags["trial_id"] for r in mine) == sorted(table["trial_id"])
+        assert {r.info.status for r in mine} == {"FINISHED"}
+    page = f"{BUCKET}/runs/papers/report/report.html"
+    with fs.open_input_stream(page) as f:
+        text = f.read().decode()
+    assert "Table 3" in text and text.count("data:image/png;base64,") >= 2
+    for bench in ("nasbench101", "natsbench"):
+        info = fs.get_file_info(f"{BUCKET}/runs/papers/report/{bench}/table3_baselines.md")
+        assert info.type == pafs.FileType.File, bench
+    assert fs.get_file_info(f"{BUCKET}/runs/papers/report/done.json").type == pafs.FileType.File
 
 
 # -- the results store and the data on object storage, without Ray -----------------------

@@ -200,8 +200,8 @@ def _check_report(results: Path, tmp_path: Path) -> None:
     for needed in ("Headline findings", "Settings", "Package versions", "sweeps/papers.yaml"):
         assert needed in text, needed
     shown = _render(page, tmp_path)
-    for title in titles:
-        title = title.lstrip("# ").replace("`", "")
+    for title in titles:  # "### Title" or "_Table N: title. Sweep ...; caption_"
+        title = title.lstrip("#_ ").replace("`", "").split(". ")[0]
         assert title in shown, title
     done = json.loads((report / "done.json").read_text())
     assert done["html"] == str(page)
