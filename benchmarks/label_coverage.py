@@ -6,8 +6,9 @@ asserts nothing).
 
 Trains one trial per model and seed on NAS-Bench-101 (the given profile, the default
 label), and over the final K generated cells that are valid reports the share whose cell
-has a label under ``val_acc_108_r1`` (one repeat, the shared table's default) and under
-``val_acc_108_mean`` (every repeat seen; ``pipeline.nas.nasbench101``): mean over seeds
+has a label under ``val_acc_108_r1`` (one repeat, the shared table's default before issue
+25) and under ``val_acc_108_mean`` (every repeat seen, the default now;
+``pipeline.nas.nasbench101``): mean over seeds
 with a 95% t-interval, and the same for the valid cells with at most 4 and 5 vertices.
 Trials run in ``--workers`` processes, one thread each (as a sweep runs them). Issue 25.
 """

@@ -24,10 +24,11 @@ from pipeline.paths import DataNotFoundError, resolve_data_dir
 def test_nasbench101_shared_table_says_which_label_and_coverage(nb101):
     s = nb101.summary()
     assert s["num_cells"] == 423_624
-    assert s["num_labelled"] == 30_001
-    assert s["label"] == "val_acc_108_r1"
+    # the default label on the shared table: the mean of every repeat seen (issue 25)
+    assert s["num_labelled"] == 30_267
+    assert s["label"] == "val_acc_108_mean"
     assert s["partially_labelled"] is True
-    assert "30001 of 423624" in s["coverage_note"]
+    assert "30267 of 423624" in s["coverage_note"]
     assert 94.9 < s["best_accuracy"] < 95.0 and 91.0 < s["mean_accuracy"] < 91.1
 
 
@@ -149,7 +150,7 @@ def test_splits_are_seeded_and_remove_the_best(nats):
 def test_split_of_partially_labelled_table_uses_labelled_cells(nb101):
     s = nb101.split(top_n_removed=10, seed=0)
     used = np.concatenate([s.train, s.held_out, s.removed_top])
-    assert len(used) == 30_001 and nb101.labelled[used].all()
+    assert len(used) == nb101.num_labelled == 30_267 and nb101.labelled[used].all()
 
 
 def _records_from_table(nb101, rows):
@@ -267,7 +268,7 @@ def test_cli_info_and_lookup_json(data_dir):
     out = json.loads(res.stdout)
     assert out["pruned"] and out["num_vertices"] == 7
     assert out["valid"] and out["in_table"] and out["hash"] == "28cfc7874f6d200472e1a9dcd8650aa0"
-    assert out["params"] == 2_694_282 and out["label"] == "val_acc_108_r1"
+    assert out["params"] == 2_694_282 and out["label"] == "val_acc_108_mean"
 
 
 def test_cli_bad_input_exits_2_without_traceback(data_dir):
@@ -289,7 +290,8 @@ def test_cli_bad_input_exits_2_without_traceback(data_dir):
 
 def test_nasbench101_seen_mean_label_is_the_mean_of_the_seen_repeats(nb101, tmp_path):
     """``val_acc_108_mean`` on the shared table: per cell the mean of ``val_acc_108_seen``
-    (and how many), NaN where none was seen; the default label stays r1 (issue 25)."""
+    (and how many), NaN where none was seen; the default label where the table has the
+    seen repeats (issue 25), r1 chosen by name."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -304,7 +306,8 @@ def test_nasbench101_seen_mean_label_is_the_mean_of_the_seen_repeats(nb101, tmp_
     )
     path = tmp_path / "nasbench101.parquet"
     pq.write_table(small, path)
-    assert nasbench101.load(path).label == "val_acc_108_r1"
+    assert nasbench101.load(path).label == "val_acc_108_mean"
+    assert nasbench101.load(path, label="val_acc_108_r1").label == "val_acc_108_r1"
     bench = nasbench101.load(path, label="val_acc_108_mean")
     want = [np.mean(np.float32([0.90, 0.92, 0.94]).astype(np.float64)), np.float32(0.80)]
     np.testing.assert_allclose(bench.accuracy[:2], 100.0 * np.array(want), rtol=1e-12)
@@ -314,9 +317,11 @@ def test_nasbench101_seen_mean_label_is_the_mean_of_the_seen_repeats(nb101, tmp_
     # the shared table: every cell seen in any repeat is labelled, the small ones included
     mean = load_benchmark("nasbench101", data_dir=nb101.source.parent, label="val_acc_108_mean")
     assert mean.num_labelled == 30_267 and mean.label == "val_acc_108_mean"
-    tiny = nb101.num_vertices <= 3
+    r1 = load_benchmark("nasbench101", data_dir=nb101.source.parent, label="val_acc_108_r1")
+    assert r1.num_labelled == 30_001 and r1.label == "val_acc_108_r1"
+    tiny = r1.num_vertices <= 3
     assert int(tiny.sum()) == 7
-    assert int(mean.labelled[tiny].sum()) == 7 and int(nb101.labelled[tiny].sum()) == 2
-    both = nb101.labelled & mean.labelled
+    assert int(mean.labelled[tiny].sum()) == 7 and int(r1.labelled[tiny].sum()) == 2
+    both = r1.labelled & mean.labelled
     single = (mean.extra["val_acc_108_repeats"] == 1).to_numpy() & both
-    np.testing.assert_allclose(mean.accuracy[single], nb101.accuracy[single], rtol=1e-12)
+    np.testing.assert_allclose(mean.accuracy[single], r1.accuracy[single], rtol=1e-12)
