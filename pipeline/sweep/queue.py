@@ -234,6 +234,13 @@ def _callback_class():
             self.failed: list[str] = []
             self.trainings = 0
             self.shared = 0
+            self.poll: Callable[[], None] | None = None  # the tasks', at most once a second
+            self._polled = 0.0
+
+        def on_step_end(self, iteration, trials, **info):
+            if self.poll is not None and time.monotonic() - self._polled >= 1.0:
+                self._polled = time.monotonic()
+                self.poll()  # a task's progress lines, and its gated trials released
 
         @staticmethod
         def _members(trial) -> list[dict]:
@@ -415,6 +422,12 @@ def _searcher_class():
             return None
 
         def on_trial_complete(self, trial_id, result=None, error=False) -> None:
+            pass
+
+        def save(self, checkpoint_path: str) -> None:
+            pass  # resuming reads the results folders, not Tune's state
+
+        def restore(self, checkpoint_path: str) -> None:
             pass
 
     return QueueSearcher
@@ -601,6 +614,7 @@ def run_queue(
         callback = _callback_class()(targets, units, progress, study)
         searcher = _searcher_class()(ready, gated, running)
         progress.tasks = searcher.tasks  # the live ones: the searcher drops a finished task
+        callback.poll = searcher.poll  # between Tune's asks for a trial too
         os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(max(2, int(cpus))))
 
         def resources(config: dict):
