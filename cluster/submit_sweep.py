@@ -84,7 +84,7 @@ def main(argv: list[str]) -> int:
     if home.is_dir():
         os.chdir(home)
     args = command_line(argv)
-    if "--address" in args:
+    if any(a == "--address" or a.startswith("--address=") for a in args):
         wait_for_workers(expected_workers(), float(os.environ.get("GNN2GNN_WAIT_S", "900")))
     from pipeline.cli import main as cli
 

@@ -25,6 +25,35 @@ class StrictModel(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
 
+def _fields_at(model: type[pydantic.BaseModel], loc: tuple) -> list[str] | None:
+    """The field names of the model at ``loc`` inside ``model`` (through lists, dicts and
+    optional fields), or None where it is not a model."""
+    current: Any = model
+    for part in loc:
+        while not (isinstance(current, type) and issubclass(current, pydantic.BaseModel)):
+            args = [a for a in get_args(current) if a is not type(None)]
+            if not args:
+                return None
+            current = args[-1]  # list[X] -> X, dict[K, X] -> X, X | None -> X
+            if isinstance(part, int) or not (
+                isinstance(current, type) and issubclass(current, pydantic.BaseModel)
+            ):
+                break
+        if isinstance(current, type) and issubclass(current, pydantic.BaseModel):
+            if isinstance(part, str) and part in current.model_fields:
+                current = current.model_fields[part].annotation
+                continue
+            if isinstance(part, int | str):  # a list index or a dict key: the model itself
+                continue
+        return None
+    while not (isinstance(current, type) and issubclass(current, pydantic.BaseModel)):
+        args = [a for a in get_args(current) if a is not type(None)]
+        if not args:
+            return None
+        current = args[-1]
+    return sorted(current.model_fields)
+
+
 def validate(model: type[T], data: dict[str, Any], source: str = "config") -> T:
     """Validate ``data`` into ``model``; ConfigError listing every bad field otherwise."""
     try:
@@ -35,6 +64,7 @@ def validate(model: type[T], data: dict[str, Any], source: str = "config") -> T:
             loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
             msg = err["msg"]
             if err["type"] == "extra_forbidden":
-                msg = f"unknown field; expected one of {sorted(model.model_fields)}"
+                fields = _fields_at(model, err["loc"][:-1])
+                msg = "unknown field" + (f"; expected one of {fields}" if fields else "")
             problems.append(f"{loc}: {msg} (got {err.get('input')!r})")
         raise ConfigError(f"{source}: " + "; ".join(problems)) from None

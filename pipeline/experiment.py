@@ -113,11 +113,14 @@ class StudyTask:
     returns an object with ``poll() -> bool`` (non-blocking; True when done), ``cpus_busy``
     and ``busy_seconds`` (:class:`pipeline.sweep.queue.TaskRun`); what it makes goes to
     ``folder`` (a path or a URI), and a rerun finishes only what is missing. ``provides``:
-    the trial config field that a sweep needing the task gets set to the folder."""
+    the trial config field that a sweep needing the task gets set to the folder.
+    ``check(settings, profile, where)``: raise ConfigError naming ``where`` when the study's
+    settings for the task are not valid (checked when the study file is read)."""
 
     start: Callable[..., Any]
     provides: str | None = None
     description: str = ""
+    check: Callable[[dict, str, str], None] | None = None
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ files in ``<results>/<folder>/``, the study's record in ``<results>/study.json``
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,18 @@ from pipeline.experiment import experiments, get_experiment, validate_trial_conf
 from pipeline.store.location import Location
 from pipeline.sweep.queue import Job
 from pipeline.sweep.spec import SweepSpec, expand, load_sweep
+
+
+def results_text(results: str) -> str:
+    """The results location as trial configs name it (it is part of their ids): a URI
+    without a trailing slash; a local folder relative to the working directory when inside
+    it (trials run in the driver's folder), else absolute, however it was spelled."""
+    text = str(results).rstrip("/") or "/"
+    if "://" in text:
+        return text
+    full = os.path.abspath(text)
+    inside = os.path.commonpath([full, os.getcwd()]) == os.getcwd()
+    return os.path.relpath(full) if inside else full
 
 
 class Settings(StrictModel):
@@ -90,6 +103,8 @@ class Entry(StrictModel):
             raise ValueError("a task entry takes no runs or needs")
         if self.runs and self.folder:
             raise ValueError("give runs (one folder each) or folder, not both")
+        if self.folder and any(part in (".", "..") for part in self.folder.split("/")):
+            raise ValueError(f"folder {self.folder!r}: a folder inside the results, no . or ..")
         for folder in self.runs:
             if not folder or "/" in folder or folder.startswith("."):
                 raise ValueError(f"runs: {folder!r} is not a folder name")
@@ -130,7 +145,11 @@ class Study:
         for n, e in enumerate(self.spec.entries):
             where = f"{path}: entries.{n} ({e.id})"
             if e.task is not None:
-                self._task(e, where)
+                task = self._task(e, where)
+                for profile in PROFILES:
+                    s = self.settings(e, profile)
+                    if task.check is not None:
+                        task.check(dict(s.task), s.profile or profile, f"{where}: settings.task")
                 continue
             try:
                 self.sweeps[e.id] = load_sweep(path.parent / e.sweep, validate_trial_config)
@@ -201,9 +220,7 @@ class Study:
         if needs is not None:
             provides = self._task(needs, entry.id).provides
             if provides:
-                # as the user wrote the results location (a relative path stays relative:
-                # trials run in the driver's folder), so trial ids do not name this machine
-                base[provides] = f"{str(results).rstrip('/')}/{self.folder(needs)}"
+                base[provides] = f"{results_text(results)}/{self.folder(needs)}"
         update["base"] = base
         spec = spec.model_copy(update=update)
         runs = entry.runs or {self.folder(entry): {}}

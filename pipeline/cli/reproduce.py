@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -59,27 +60,38 @@ def write_report(results: str, record: dict, out: Path | None, echo) -> dict:
     folders = list(dict.fromkeys(tops))  # in the study's order
     fp = results_fingerprint(results, folders)
     marker = root / "report" / "done.json"
+    target = str(Path(out).resolve()) if out else str(root / "report")
     if marker.is_file():
         done = json.loads(marker.read_text())
-        if done.get("fingerprint") == fp and done.get("study_sha256") == record["sha256"]:
+        key = (fp, record["sha256"], sorted(folders), target)
+        was = (done.get("fingerprint"), done.get("study_sha256"), done.get("folders"))
+        if (*was, done.get("out")) == key and Location.of(done["html"]).is_file():
             echo(f"[report] up to date (results fingerprint {fp}): {done['html']}")
             return done
     writers = load_group(REPORT_GROUP, "report writer")
     if not writers:
         raise UserError(f"no report writer installed (entry point group {REPORT_GROUP})")
-    local = out or (Path(root.path) / "report" if root.is_local else Path("report"))
+    if out is not None:
+        local = Path(out)
+    elif root.is_local:
+        local = Path(root.path) / "report"
+    else:  # written in a fresh folder, then uploaded beside the results
+        local = Path(tempfile.mkdtemp(prefix="gnn2gnn-report-"))
     t0 = time.monotonic()
     echo(f"[report] writing the report of {len(folders)} folders into {local}")
     written = {}
     for name, write in writers.items():
         written[name] = write(results, {**record, "fingerprint": fp}, local, folders)
+    html = str(next(iter(written.values())))
     if not root.is_local:  # the report beside the results, readable after a download
         for path in sorted(p for p in Path(local).rglob("*") if p.is_file()):
             (root / "report" / str(path.relative_to(local))).write_bytes(path.read_bytes())
-    html = str(next(iter(written.values())))
+        html = str(root / "report" / Path(html).relative_to(local))
     done = {
         "fingerprint": fp,
         "study_sha256": record["sha256"],
+        "folders": sorted(folders),
+        "out": target,
         "html": html,
         "seconds": round(time.monotonic() - t0, 1),
     }
@@ -88,9 +100,10 @@ def write_report(results: str, record: dict, out: Path | None, echo) -> dict:
     return done
 
 
-def _check_record(results, record: dict, resume: bool) -> None:
-    """``<results>/study.json``: written on the first run; a rerun needs ``--resume`` and
-    the same profile."""
+def _check_record(results, record: dict, resume: bool) -> dict:
+    """``<results>/study.json``: written on the first run; a rerun needs ``--resume``, the
+    same study and profile, and adds its entries to the record (``--only`` runs build up
+    one study); the record as written."""
     from pipeline.store.location import Location
 
     path = Location.of(results) / "study.json"
@@ -101,12 +114,16 @@ def _check_record(results, record: dict, resume: bool) -> None:
                 f"{results} already holds study {old.get('study')} (profile "
                 f"{old.get('profile')}): pass --resume to continue it, or choose another --results"
             )
-        if old.get("profile") != record["profile"]:
+        if (old.get("study"), old.get("profile")) != (record["study"], record["profile"]):
             raise UserError(
                 f"{results} holds study {old.get('study')} at profile {old.get('profile')}, "
-                f"not {record['profile']}: give that profile, or another --results"
+                f"not {record['study']} at {record['profile']}: give those, or another --results"
             )
+        entries = {**old.get("entries", {}), **record["entries"]}
+        only = None if old.get("only") is None or record["only"] is None else record["only"]
+        record = {**record, "entries": entries, "only": only and sorted(entries)}
     path.write_bytes(json.dumps(record, indent=2, default=str).encode())
+    return record
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
@@ -125,7 +142,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     data_dir = workers_data_dir(args.data_dir)
     jobs = study.jobs(entries, results, args.profile)
     root.mkdir()
-    _check_record(results, record, args.resume)
+    record = _check_record(results, record, args.resume)
     echo = _tee(Path(root.path) / "progress.log" if root.is_local else None)
     tasks = study.tasks(entries, results, args.profile, data_dir, echo)
     echo(
@@ -155,6 +172,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         f"{summary.busy_cpu_seconds:.0f} busy CPU-seconds of "
         f"{summary.wall_seconds * summary.cpus:.0f} ({100 * used:.0f}%)"
     )
+    for why in summary.blocked:
+        echo(f"[{study.spec.name}] {why}: run again with --resume once it is fixed")
     report = None
     if not args.no_report:
         report = write_report(results, record, Path(args.out) if args.out else None, echo)
@@ -169,6 +188,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
                 "trainings": summary.trainings,
                 "shared_or_copied": summary.shared,
                 "failed": [f"{key}:{tid}" for key, tid in summary.failed],
+                "failed_tasks": summary.failed_tasks,
                 "queue_seconds": round(summary.wall_seconds, 1),
                 "busy_cpu_seconds": round(summary.busy_cpu_seconds, 1),
                 "cpus": summary.cpus,
@@ -177,7 +197,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             }
         )
     )
-    return 1 if summary.failed else 0
+    return 1 if summary.failed or summary.failed_tasks else 0
 
 
 def add_parsers(sub) -> None:

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from pipeline.experiment import Experiment
 from pipeline.store.location import Location
-from pipeline.store.results import TRIALS, ResultsStore, read_trials
+from pipeline.store.results import TRIALS, ResultsStore
 from pipeline.store.tracking import SweepTracker
 from pipeline.sweep.session import SweepError, init_ray
 from pipeline.sweep.spec import SweepSpec, expand, trial_id
@@ -48,6 +48,10 @@ class TaskRun(Protocol):
     @property
     def busy_seconds(self) -> float:
         """CPU-seconds its finished tasks took."""
+
+    @property
+    def failed(self) -> list[str]:
+        """What failed (empty when it all worked); read once ``poll`` says done."""
 
 
 @dataclass
@@ -80,6 +84,8 @@ class QueueSummary:
     wall_seconds: float
     busy_cpu_seconds: float  # CPU-seconds the queue's trials and tasks held
     cpus: float  # the CPUs Ray had
+    failed_tasks: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)  # why a task's trials did not run
 
 
 @dataclass
@@ -390,36 +396,59 @@ def _callback_class():
     return RecordCallback
 
 
+class _Gate:
+    """The queue's Ray trials not yet handed to Tune: ``ready`` in order, and per task the
+    trials that wait for it. :meth:`poll` advances the running tasks; a finished task's
+    trials go to the front of ``ready``, a failed one's to ``blocked`` (they do not run)."""
+
+    def __init__(self, ready: list[dict], gated: dict[str, list[dict]], tasks: dict, log):
+        self.ready = deque(ready)
+        self.gated = {k: list(v) for k, v in gated.items()}
+        self.tasks = dict(tasks)  # name -> TaskRun, until it finishes
+        self.blocked: dict[str, tuple[str, list[dict]]] = {}  # name -> (why, its trials)
+        self.log = log
+
+    def poll(self) -> None:
+        for name, task in list(self.tasks.items()):
+            try:
+                if not task.poll():
+                    continue
+                failed = list(task.failed)
+            except Exception as exc:  # noqa: BLE001 -- the task fails, the queue goes on
+                failed = [f"{type(exc).__name__}: {exc}"]
+            del self.tasks[name]
+            trials = self.gated.pop(name, [])
+            if failed:
+                why = f"task {name} failed ({len(failed)}: {', '.join(failed[:3])})"
+                self.blocked[name] = (why, trials)
+                self.log(f"[{name}] FAILED: {why}; its {len(trials)} Ray trials do not run")
+            else:
+                self.ready.extendleft(reversed(trials))
+
+    def waiting(self) -> int:
+        return len(self.ready) + sum(len(v) for v in self.gated.values())
+
+
 def _searcher_class():
     from ray.tune.search import Searcher
 
     class QueueSearcher(Searcher):
-        """Hands Tune the queue's Ray trials in order; a job's trials wait for the task
-        they need (polled at every ask), then go to the front."""
+        """Hands one Tune run the gate's ready Ray trials in order (a task's trials join
+        when it finishes); done when none is ready, so that Tune's run ends and frees the
+        worker actors it keeps for reuse (a task waiting for CPUs they hold cannot hang)."""
 
-        def __init__(self, ready: list[dict], gated: dict[str, list[dict]], tasks: dict):
+        def __init__(self, gate: _Gate):
             super().__init__()
-            self.ready = deque(ready)
-            self.gated = {k: list(v) for k, v in gated.items()}
-            self.tasks = dict(tasks)  # name -> TaskRun, until it finishes
+            self.gate = gate
 
         def set_search_properties(self, metric, mode, config, **spec) -> bool:
             return True
 
-        def poll(self) -> None:
-            for name, task in list(self.tasks.items()):
-                if task.poll():
-                    del self.tasks[name]
-                    self.ready.extendleft(reversed(self.gated.pop(name, [])))
-
         def suggest(self, trial_id: str):
-            self.poll()
-            if self.ready:
-                return {"spec": self.ready.popleft()}
-            if not self.tasks:
-                return Searcher.FINISHED
-            time.sleep(0.5)  # waiting for a task: Tune asks again at once
-            return None
+            self.gate.poll()
+            if self.gate.ready:
+                return {"spec": self.gate.ready.popleft()}
+            return Searcher.FINISHED
 
         def on_trial_complete(self, trial_id, result=None, error=False) -> None:
             pass
@@ -434,23 +463,25 @@ def _searcher_class():
 
 
 def _copy_record(targets: _Targets, units: dict, src: int, dst: int, tid: str) -> None:
-    """A trial finished in job ``src`` recorded in job ``dst`` too, without training: its
-    tables and row, and an MLflow run with the source run's params, last metrics, tags and
-    artifacts."""
+    """A trial finished in job ``src`` recorded in job ``dst`` too, without training: an
+    MLflow run (started first, so a kill leaves it RUNNING for the next resume to close),
+    the source's tables and row as stored (its versions and types kept; ``sweep`` and
+    ``table`` are the destination's), then the run's metrics, tags and artifacts."""
     s_store, d_store = targets.stores[src], targets.stores[dst]
-    row = read_trials(s_store.folder).set_index("trial_id").loc[tid].to_dict()
-    row = {"trial_id": tid, **row, "sweep": targets.jobs[dst].spec.name, **targets.rows[dst]}
-    tables = {}
-    for sub in s_store.folder.dirs():
-        part = sub / f"{tid}.parquet"
-        if sub.name != TRIALS and part.is_file():
-            tables[sub.name] = pq.read_table(part.path, filesystem=part.fs).to_pandas()
-    d_store.record(row, tables)
     s_track, d_track = targets.trackers[src], targets.trackers[dst]
     job = targets.jobs[dst]
     full = units[tid].typed.model_dump(by_alias=True)
     tags = {k: full[k] for k in job.experiment.tag_fields if k in full}
     run = d_track.start(tid, units[tid].config, {**tags, "copied_from": targets.jobs[src].key}, tid)
+    part = s_store.folder / TRIALS / f"{tid}.parquet"
+    row = pq.read_table(part.path, filesystem=part.fs).to_pylist()[0]
+    row.update(sweep=job.spec.name, table=job.spec.table)
+    tables = {}
+    for sub in s_store.folder.dirs():
+        table = sub / f"{tid}.parquet"
+        if sub.name != TRIALS and table.is_file():
+            tables[sub.name] = pq.read_table(table.path, filesystem=table.fs)
+    d_store.record(row, tables)
     s_run = s_track.run_id(tid)
     with tempfile.TemporaryDirectory() as tmp:
         folder = None
@@ -496,6 +527,14 @@ def run_queue(
             raise SweepError(f"--pack must be at least 1, got {job.pack}")
         if job.needs is not None and job.needs not in tasks:
             raise SweepError(f"{job.key}: needs {job.needs!r}, which no task of the queue is")
+    owners: dict[str, str] = {}
+    for job in jobs:  # one writer per folder (its MLflow runs and rows are per folder)
+        if job.folder.uri in owners:
+            raise SweepError(
+                f"{job.key} and {owners[job.folder.uri]} both write to {job.folder}: give each "
+                "sweep run its own results folder"
+            )
+        owners[job.folder.uri] = job.key
     units: dict[str, _Unit] = {}
     for j, job in enumerate(jobs):
         exp = job.experiment
@@ -544,7 +583,7 @@ def run_queue(
     records = sum(len(u.jobs) for u in units.values())
     skipped = sum(len(f & set(units)) for f in finished)
     summary = QueueSummary(records, skipped, 0, len(copies), len(copies), [], 0.0, 0.0, 0.0)
-    needed = {job.needs for j, job in enumerate(jobs) if job.needs and train_in[j]}
+    needed = set(tasks)  # every task given starts (one with nothing left to do ends at once)
     if not train and not needed:
         summary.wall_seconds = time.monotonic() - t0
         return summary
@@ -563,12 +602,13 @@ def run_queue(
             for tid in train
         }
         ready, gated = [], {}
-        # one Ray trial per pack group, per (experiment, pack, needed task) of the first job
+        # one Ray trial per pack group, per (experiment, pack, task any of its jobs needs)
         by_kind: dict[tuple, list[str]] = {}
         for tid in train:
             first = jobs[units[tid].jobs[0]]
             pack = max(jobs[j].pack for j in units[tid].jobs)
-            by_kind.setdefault((first.experiment.name, pack, first.needs), []).append(tid)
+            needs = next((jobs[j].needs for j in units[tid].jobs if jobs[j].needs), None)
+            by_kind.setdefault((first.experiment.name, pack, needs), []).append(tid)
         groups = []
         for (_, pack, needs), tids in by_kind.items():
             first = jobs[units[tids[0]].jobs[0]]
@@ -590,7 +630,7 @@ def run_queue(
                 spec = {**common, "trial_id": f"pack{len(members)}-{tids[0]}", "trial": {}}
                 spec["members"] = members
             (gated.setdefault(needs, []) if needs else ready).append(spec)
-        n_ray = len(ready) + sum(len(v) for v in gated.values())
+        n_ray = len(ready) + sum(len(v) for v in gated.values())  # Ray trials
         if n_ray < len(train):
             log(f"[{name}] {len(train)} trials packed into {n_ray} Ray trials")
         groups_total: dict[str, int] = {}
@@ -612,47 +652,64 @@ def run_queue(
             gpus=gpus if study else 0.0,
         )
         callback = _callback_class()(targets, units, progress, study)
-        searcher = _searcher_class()(ready, gated, running)
-        progress.tasks = searcher.tasks  # the live ones: the searcher drops a finished task
-        callback.poll = searcher.poll  # between Tune's asks for a trial too
-        os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(max(2, int(cpus))))
+        gate = _Gate(ready, gated, running, log)
+        progress.tasks = gate.tasks  # the live ones: the gate drops a finished task
+        callback.poll = gate.poll  # between Tune's asks for a trial too
+        os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(max(16, int(cpus * 1.1))))
 
         def resources(config: dict):
             from ray.tune.execution.placement_groups import resource_dict_to_pg_factory
 
             return resource_dict_to_pg_factory(dict(config["spec"]["resources"]))
 
-        if n_ray:
-            tuner = tune.Tuner(
-                tune.with_resources(tune_entry, resources),
-                tune_config=tune.TuneConfig(
-                    search_alg=searcher,
-                    num_samples=n_ray,
-                    max_concurrent_trials=max_concurrent or None,
-                    reuse_actors=True,  # a worker process keeps its imports and tables
-                ),
-                run_config=tune.RunConfig(
-                    name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}",
-                    storage_path=storage.path,
-                    storage_filesystem=None if storage.is_local else storage.fs,
-                    failure_config=tune.FailureConfig(
-                        max_failures=max(j.spec.retries for j in jobs)
+        # One Tune run while trials are ready; when none is (every other trial handed out,
+        # a task still running), the run ends, the task is waited for, and its trials are
+        # the next run's: the same Ray session, the same callback.
+        runs = 0
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        while True:
+            gate.poll()
+            if gate.ready:
+                tuner = tune.Tuner(
+                    tune.with_resources(tune_entry, resources),
+                    tune_config=tune.TuneConfig(
+                        search_alg=_searcher_class()(gate),
+                        num_samples=gate.waiting(),
+                        max_concurrent_trials=max_concurrent or None,
+                        reuse_actors=True,  # a worker process keeps its imports and tables
                     ),
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                    callbacks=[callback],
-                    verbose=0,
-                ),
-            )
-            tuner.fit()
-        while searcher.tasks:  # a task whose trials were all finished already
-            searcher.poll()
-            time.sleep(0.5)
-        summary.failed = list(callback.failed)
+                    run_config=tune.RunConfig(
+                        name=f"{name}-{stamp}" + (f"-{runs}" if runs else ""),
+                        storage_path=storage.path,
+                        storage_filesystem=None if storage.is_local else storage.fs,
+                        failure_config=tune.FailureConfig(
+                            max_failures=max(j.spec.retries for j in jobs)
+                        ),
+                        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                        callbacks=[callback],
+                        verbose=0,
+                    ),
+                )
+                tuner.fit()
+                runs += 1
+                continue
+            if not gate.tasks:
+                break
+            time.sleep(0.5)  # nothing to run until a task finishes
+        for why, specs in gate.blocked.values():
+            for spec in specs:
+                for m in spec.get("members") or [spec]:
+                    summary.failed += [
+                        (jobs[j].key, m["trial_id"]) for j in units[m["trial_id"]].jobs
+                    ]
+            summary.blocked.append(why)
+        summary.failed = list(callback.failed) + summary.failed
         summary.trainings = callback.trainings
         summary.shared += callback.shared
         summary.busy_cpu_seconds = progress.busy_seconds + sum(
             t.busy_seconds for t in running.values()
         )
+        summary.failed_tasks = [n for n in running if n in gate.blocked]
         summary.cpus = cpus
     finally:
         if started:

@@ -64,6 +64,19 @@ def test_the_study_file_lists_every_table_and_validates():
         ({"entries": [{"id": "x", "sweep": "a.yaml", "task": "infonas.pretrain"}]}, "exactly one"),
         ({"entries": [{"id": "x", "sweep": "a.yaml", "colour": 1}]}, "entries.0.colour"),
         ({"entries": [{"id": "x", "sweep": "nowhere.yaml"}]}, "sweep file not found"),
+        ({"entries": [{"id": "x", "sweep": "a.yaml", "folder": "a/../.."}]}, "no . or .."),
+        (
+            {
+                "entries": [
+                    {
+                        "id": "p",
+                        "task": "infonas.pretrain",
+                        "settings": {"cpu": {"task": {"colour": 1}}},
+                    }
+                ]
+            },
+            "settings.task",
+        ),
         (
             {"entries": [{"id": "t", "task": "infonas.train"}]},
             "expected one of ['infonas.pretrain']",
@@ -117,11 +130,14 @@ def test_bad_input_to_reproduce_is_one_line_and_exit_2(tmp_path):
     assert not (tmp_path / "r").exists()  # nothing written before the input is checked
 
 
-def _trainings(results: Path) -> list[str]:
+def _trainings(results: Path, runs: set[str] | None = None) -> list[str]:
     """The trial ids that Ray Tune trained to the end, from its own trial folders (one per
-    Ray trial, a packed one listing its members; a finished one holds its checkpoint)."""
+    Ray trial, a packed one listing its members; a finished one holds its checkpoint), in
+    every Tune run under ``results/ray`` (or in ``runs``)."""
     ids = []
     for params in results.glob("ray/*/*/params.json"):
+        if runs is not None and params.parent.parent.name not in runs:
+            continue
         if not any(params.parent.glob("checkpoint_*")):
             continue  # started, never finished (killed)
         spec = json.loads(params.read_text())["spec"]
@@ -270,20 +286,22 @@ def test_reproduce_killed_twice_resumes_with_every_trial_once(tmp_path):
     _kill_when(proc, results, lambda: records() >= finished_needed)
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert again.returncode == 2 and "--resume" in again.stderr  # no silent re-run
-    before = records()
-    delay = rng.uniform(0.5, 3.0)
-    print(f"second kill {delay:.1f}s into the report stage")
+    recorded = {p.stem for p in results.glob("*/*/trials/*.parquet") if not p.name.startswith(".")}
+    first_runs = {p.name for p in (results / "ray").iterdir()}
+    files_needed = rng.randint(1, 4)
+    print(f"second kill in the report stage, after {files_needed} of its files")
     proc = subprocess.Popen([*cmd, "--resume"], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-    started: list[float] = []
 
     def in_report() -> bool:
-        if not started and log.is_file() and "[report] writing" in log.read_text():
-            started.append(time.time())
-        return bool(started) and time.time() - started[0] >= delay
+        if not (log.is_file() and "[report] writing" in log.read_text()):
+            return False
+        return sum(1 for p in (results / "report").rglob("*") if p.is_file()) >= files_needed
 
     _kill_when(proc, results, in_report)
     assert not (results / "report" / "done.json").exists()  # killed inside the report
+    second = {p.name for p in (results / "ray").iterdir()} - first_runs
+    assert not recorded & set(_trainings(results, second))  # nothing recorded trained again
     trained = _trainings(results)
     res = subprocess.run([*cmd, "--resume"], cwd=ROOT, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-4000:]
@@ -292,8 +310,25 @@ def test_reproduce_killed_twice_resumes_with_every_trial_once(tmp_path):
     assert _trainings(results) == trained  # the last run trained nothing
     jobs = _check_records(results, only)
     assert set(trained) == {t for v in jobs.values() for t in v}
-    assert before >= finished_needed
     _check_study_report(results, tmp_path, ("Table 2", "Table 3", "Info-NAS prediction"))
+
+    # a trial recorded in one of its sweeps but not the other (as a kill between the two
+    # records leaves it) is copied on resume, not trained
+    rows = read_trials(results / "natsbench" / "baselines")
+    shared = rows[rows["trained_for"].map(lambda t: len(json.loads(t)) > 1)]
+    tid = shared["trial_id"].iloc[0]
+    for part in (results / "natsbench" / "baselines").glob(f"*/{tid}.parquet"):
+        part.unlink()
+    res = subprocess.run([*cmd, "--resume"], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-4000:]
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert summary["trainings"] == 0 and summary["shared_or_copied"] == 1
+    _check_records(results, only)
+    copy = read_trials(results / "natsbench" / "baselines").set_index("trial_id").loc[tid]
+    source = read_trials(results / "natsbench" / "valuer").set_index("trial_id").loc[tid]
+    assert copy["versions"] == source["versions"] and copy["top10"] == source["top10"]
+    assert copy["sweep"] == "baselines" and int(copy["table"]) == 3
+    assert len(read_trials(results / "natsbench" / "baselines")) == 4
 
 
 def _check_study_report(results: Path, tmp_path: Path, titles) -> None:

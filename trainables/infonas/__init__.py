@@ -29,6 +29,13 @@ def start_pretraining(settings: dict, folder, **kwargs):
     return start(settings, folder, **kwargs)
 
 
+def check_pretraining(settings: dict, profile: str, where: str) -> None:
+    """The study's settings of the ``pretrain`` task: a valid pretraining config."""
+    from trainables.infonas.pretrain_config import make_config as pretrain_config
+
+    pretrain_config({"profile": profile, **settings}, where)
+
+
 EXPERIMENT = Experiment(
     name="infonas",
     aliases=("io_embedding",),
@@ -47,6 +54,7 @@ EXPERIMENT = Experiment(
             start_pretraining,
             provides="io_data",
             description="NAS-Bench-101 networks trained on CIFAR-10, and the IO-dataset",
+            check=check_pretraining,
         )
     },
 )
