@@ -305,7 +305,7 @@ def _caption(spec: TableSpec, trials: pd.DataFrame, sweep: str, folder: Path) ->
         "nasbench101"
     }:
         note = " Published values are NAS-Bench-101 CIFAR-10; these trials ran elsewhere."
-    note += _selection_note(trials)
+    note += _selection_note(trials) + _label_note(trials)
     return (
         f"Table {spec.number}: {spec.title}. Sweep `{sweep}`; benchmark {uniq('benchmark')}"
         f" evaluated on {uniq('eval_dataset')}; label {uniq('label')}{coverage}; "
@@ -328,6 +328,25 @@ def _authors_note(trials: pd.DataFrame) -> str:
         "raw-encoding match, no-path graphs as the 2-vertex cell, no 9-edge rule, Top-N over "
         "the whole table's percentile and all K cells, Acc over matched cells "
         "(trainables.gnn2gnn.metrics)."
+    )
+
+
+def _label_note(trials: pd.DataFrame) -> str:
+    """A warning when trials on one (benchmark, data set) differ in their label: a folder
+    resumed across a change of the default label (NAS-Bench-101's, issue 25) mixes them,
+    and a row's mean would then average two labels."""
+    if "label" not in trials:
+        return ""
+    where = trials.get("benchmark", pd.Series("?", index=trials.index)).fillna("?").astype(str)
+    where = where + "/" + _eval_dataset(trials).astype(str)
+    per = trials.groupby(where.values)["label"].agg(lambda v: sorted(set(v.dropna())))
+    mixed = {k: v for k, v in per.items() if len(v) > 1}
+    if not mixed:
+        return ""
+    parts = "; ".join(f"{k}: {', '.join(v)}" for k, v in mixed.items())
+    return (
+        f" WARNING: trials evaluated on one benchmark used different labels ({parts}); rerun "
+        "into a fresh results folder, or give the label with --set label=..."
     )
 
 

@@ -326,3 +326,21 @@ def test_gap_decomposition_from_the_gap_sweep(tmp_path):
     refs = read_part(results / "gap", "reference", set(mean["trial_id"]))
     best = refs[refs["reference"] == "init_best_op"]
     assert row.loc[structure[1], "top10_mean"] == pytest.approx(best["top10_authors"].mean())
+
+
+def test_a_table_whose_trials_mix_labels_says_so():
+    """A folder resumed across a change of the default label (issue 25) would average two
+    labels in one row: the caption warns, naming the benchmark and the labels."""
+    from analysis.gnn2gnn.tables import _label_note
+
+    trials = pd.DataFrame(
+        {
+            "benchmark": ["nasbench101", "nasbench101", "natsbench"],
+            "dataset": ["cifar10", "cifar10", "cifar10"],
+            "label": ["val_acc_108_r1", "val_acc_108_mean", "cifar10_test_acc"],
+        }
+    )
+    note = _label_note(trials)
+    assert "WARNING" in note and "nasbench101/cifar10: val_acc_108_mean, val_acc_108_r1" in note
+    assert "natsbench" not in note
+    assert _label_note(trials.iloc[1:]) == ""
