@@ -158,6 +158,11 @@ class Experiment:
     takes_config: bool = False
     # Prerequisites a study runs before the sweeps that need them (name -> StudyTask).
     tasks: Mapping[str, StudyTask] = field(default_factory=dict)
+    # ``preflight(config, data_dir)``: raise the UserError every trial of this (validated)
+    # config would fail on, without training (its data missing or unreadable): a sweep's
+    # driver calls it for every trial to run before any starts, so it must be quick (cache
+    # what configs share). ``data_dir``: the folder or URI the trials get, or None.
+    preflight: Callable[[Any, str | None], None] | None = None
 
     def __post_init__(self) -> None:
         missing = set(PROFILES) - set(self.profiles)

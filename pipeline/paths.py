@@ -39,12 +39,18 @@ class DataNotFoundError(UserError, FileNotFoundError):
         self.what, self.hint = what, hint
 
 
+def env_data_dir() -> str | None:
+    """``$GNN2GNN_DATA``; None when unset or empty (an empty value means unset: ``Path('')``
+    would be the working directory)."""
+    return os.environ.get(ENV_VAR, "").strip() or None
+
+
 def candidate_data_dirs(explicit: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
     """The places searched for data, in order, each with where it came from."""
     out: list[tuple[str, Path]] = []
     if explicit is not None:
         return [("--data-dir", Path(explicit).expanduser())]
-    env = os.environ.get(ENV_VAR)
+    env = env_data_dir()
     if env:
         return [(ENV_VAR, Path(env).expanduser())]
     out.append(("./data", Path.cwd() / "data"))
@@ -126,7 +132,7 @@ def workers_data_dir(given: str | os.PathLike | None = None) -> str:
     """The data folder to hand to Ray workers: a local path resolved here (the default
     search), or a URI (``--data-dir`` or ``GNN2GNN_DATA``), checked here and copied by each
     node into its own cache."""
-    given = given if given is not None else os.environ.get(ENV_VAR)
+    given = given if given is not None else env_data_dir()
     if given is not None and is_uri(given) and not str(given).startswith("file://"):
         if not Location.of(given).is_dir():
             raise DataNotFoundError(f"data folder {given}: no such folder")
@@ -141,7 +147,7 @@ def resolve_data_dir(explicit: str | os.PathLike | None = None) -> Path:
     silently replaced by a default. A URI (explicit or in ``GNN2GNN_DATA``) is staged into
     this machine's cache (:func:`stage_data`).
     """
-    given = explicit if explicit is not None else os.environ.get(ENV_VAR)
+    given = explicit if explicit is not None else env_data_dir()
     if given is not None and is_uri(given) and not str(given).startswith("file://"):
         return stage_data(str(given))
     places = candidate_data_dirs(explicit)

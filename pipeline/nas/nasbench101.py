@@ -60,8 +60,31 @@ def seen_mean(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     return mean, counts
 
 
-def find_file(data_dir: Path) -> Path:
-    """The compact Parquet if present, else an official TFRecord; BenchmarkError otherwise."""
+def resolve_label(columns, label: str | None, where) -> tuple[str, list[str]]:
+    """The label a table with ``columns`` is read with (``label``, or the preferred one it
+    has) and every label it offers; BenchmarkError naming ``where`` when the table lacks the
+    cell columns, any accuracy column or the label asked for."""
+    columns = list(columns)
+    missing = [c for c in REQUIRED if c not in columns]
+    labels = available_labels(columns)
+    if missing or not labels:
+        raise BenchmarkError(
+            f"{where}: expected NAS-Bench-101 columns {list(REQUIRED)} and at least one accuracy "
+            f"column like val_acc_108_r1; missing {missing or 'an accuracy column'}"
+        )
+    if SEEN in columns and SEEN_MEAN not in labels:
+        labels.append(SEEN_MEAN)
+    if label is None:  # the preferred label the table has, the derived mean included
+        label = next((c for c in DEFAULT_LABELS if c in labels), labels[0])
+    if label not in labels:
+        raise BenchmarkError(f"{where}: unknown label {label!r}; available: {labels}")
+    return label, labels
+
+
+def find_file(data_dir):
+    """The compact Parquet if present, else an official TFRecord; BenchmarkError otherwise.
+    ``data_dir``: a ``Path`` or a :class:`~pipeline.store.location.Location` (a folder on
+    object storage, checked before its copy is made); the file found is of the same kind."""
     for name in (PARQUET_NAME, *TFRECORD_NAMES):
         if (data_dir / name).is_file():
             return data_dir / name
@@ -81,20 +104,8 @@ def load(path: Path, label: str | None = None) -> Benchmark:
             table = pq.read_table(path)
         except Exception as exc:
             raise BenchmarkError(f"{path}: not a readable Parquet file ({exc})") from None
-    missing = [c for c in REQUIRED if c not in table.column_names]
-    labels = available_labels(table.column_names)
-    derived = SEEN in table.column_names and SEEN_MEAN not in labels
-    if missing or not labels:
-        raise BenchmarkError(
-            f"{path}: expected NAS-Bench-101 columns {list(REQUIRED)} and at least one accuracy "
-            f"column like val_acc_108_r1; missing {missing or 'an accuracy column'}"
-        )
-    if derived:
-        labels.append(SEEN_MEAN)
-    if label is None:  # the preferred label the table has, the derived mean included
-        label = next((c for c in DEFAULT_LABELS if c in labels), labels[0])
-    if label not in labels:
-        raise BenchmarkError(f"{path}: unknown label {label!r}; available: {labels}")
+    label, labels = resolve_label(table.column_names, label, path)
+    derived = SEEN in table.column_names and SEEN_MEAN not in table.column_names
     nv = table.column("num_vertices").to_numpy().astype(np.int64)
     flat_ops = table.column("ops").combine_chunks().flatten()
     flat_adj = table.column("adjacency").combine_chunks().flatten().to_numpy()

@@ -93,8 +93,10 @@ def arch_to_cell(arch_str: str, pruning: str = "full") -> Cell | None:
     return pruned if pruning == "full" else cell
 
 
-def find_source(data_dir: Path) -> Path:
-    """The compact Parquet if present, else the official folder; BenchmarkError otherwise."""
+def find_source(data_dir):
+    """The compact Parquet if present, else the official folder; BenchmarkError otherwise.
+    ``data_dir``: a ``Path`` or a :class:`~pipeline.store.location.Location` (see
+    :func:`pipeline.nas.nasbench101.find_file`)."""
     candidates = [
         data_dir / PARQUET_NAME,
         data_dir / OFFICIAL_DIR_NAME,
@@ -169,6 +171,22 @@ def _hp12_test(api, index: int, dataset: str) -> tuple[float, list[float]]:
     return (float(np.mean(per_seed)) if per_seed else float("nan")), per_seed
 
 
+def resolve_label(columns, dataset: str, label: str | None, where) -> tuple[str, list[str]]:
+    """The label a table with ``columns`` is read with for ``dataset`` (``label``, default
+    ``<prefix>_test_acc``) and the labels it offers for that data set; BenchmarkError
+    naming ``where`` when ``arch_str`` or the label is missing."""
+    if dataset not in DATASETS:
+        raise BenchmarkError(f"unknown NATS data set {dataset!r}; expected one of {list(DATASETS)}")
+    prefix = DATASETS[dataset]
+    labels = [c for c in columns if re.match(rf"^{prefix}(valid)?_\w+_acc$", c)]
+    label = label or f"{prefix}_test_acc"
+    if "arch_str" not in columns or label not in columns:
+        raise BenchmarkError(
+            f"{where}: expected columns 'arch_str' and {label!r} (labels for {dataset}: {labels})"
+        )
+    return label, labels
+
+
 def load(
     path: Path, dataset: str = "cifar10", label: str | None = None, pruning: str = "full"
 ) -> Benchmark:
@@ -176,7 +194,6 @@ def load(
     path = Path(path)
     if dataset not in DATASETS:
         raise BenchmarkError(f"unknown NATS data set {dataset!r}; expected one of {list(DATASETS)}")
-    prefix = DATASETS[dataset]
     if path.is_dir():
         frame = read_official(path, datasets=(dataset,))
     else:
@@ -184,12 +201,7 @@ def load(
             frame = pq.read_table(path).to_pandas()
         except Exception as exc:
             raise BenchmarkError(f"{path}: not a readable Parquet file ({exc})") from None
-    labels = [c for c in frame.columns if re.match(rf"^{prefix}(valid)?_\w+_acc$", c)]
-    label = label or f"{prefix}_test_acc"
-    if "arch_str" not in frame.columns or label not in frame.columns:
-        raise BenchmarkError(
-            f"{path}: expected columns 'arch_str' and {label!r} (labels for {dataset}: {labels})"
-        )
+    label, labels = resolve_label(frame.columns, dataset, label, path)
     graphs = []
     for arch, acc in zip(frame["arch_str"], frame[label].to_numpy(np.float64), strict=True):
         cell = arch_to_cell(arch, pruning)

@@ -495,6 +495,19 @@ def _copy_record(targets: _Targets, units: dict, src: int, dst: int, tid: str) -
         d_track.finish(run, "FINISHED", folder, info)
 
 
+def _preflight(jobs: list[Job], units: dict[str, _Unit], train: list[str], data_dir) -> None:
+    """Stop before any trial starts when every trial would fail on the same thing (its
+    data: :attr:`Experiment.preflight`); trials of a job that needs a task are checked by
+    their trials, the task making what they read."""
+    for tid in train:
+        unit = units[tid]
+        if any(jobs[j].needs for j in unit.jobs):
+            continue
+        exp = jobs[unit.jobs[0]].experiment
+        if exp.preflight is not None:
+            exp.preflight(unit.typed, data_dir)
+
+
 def run_queue(
     jobs: list[Job],
     *,
@@ -554,13 +567,14 @@ def run_queue(
                     f"{job.folder} already holds {len(finished[j])} finished trials of this "
                     "sweep: pass --resume to continue it, or choose another --results folder"
                 )
-    targets = _Targets(jobs, stores, tracking_uri, versions)
     train, copies = [], []
     for tid, unit in units.items():
         done = [j for j in unit.jobs if tid in finished[j]]
         if not done:
             train.append(tid)
         copies += [(done[0], j, tid) for j in unit.jobs if j not in done] if done else []
+    _preflight(jobs, units, train, data_dir)  # before anything is written or started
+    targets = _Targets(jobs, stores, tracking_uri, versions)
     train_in = [{tid for tid in train if j in units[tid].jobs} for j in range(len(jobs))]
     for j, job in enumerate(jobs):
         total = sum(1 for u in units.values() if j in u.jobs)

@@ -10,7 +10,10 @@ schedule, sampling, row choice), ``trial`` (one trial's state, evaluation and se
 
 from __future__ import annotations
 
+import functools
+
 from pipeline.experiment import Experiment, Reporter, TrialResult
+from pipeline.nas.benchmarks import check_data
 from pipeline.nas.table import Benchmark
 from trainables.gnn2gnn.config import PROFILES, GNN2GNNConfig
 from trainables.gnn2gnn.parts import lambda_at
@@ -55,6 +58,21 @@ def apply_overrides(config: dict, overrides: dict) -> dict:
     return cfg
 
 
+@functools.cache
+def _check_data(benchmark: str, dataset: str, data_dir: str | None, label: str | None) -> None:
+    check_data(benchmark, dataset, data_dir, label)
+
+
+def preflight(config: GNN2GNNConfig, data_dir: str | None) -> None:
+    """The data every trial of ``config`` reads, checked on the driver (``check_data``)."""
+    where = config.data_dir or data_dir
+    _check_data(config.benchmark, config.dataset, where, config.label)
+    target = config.eval_benchmark or config.benchmark
+    target_ds = config.eval_dataset or ("cifar10" if target == "nasbench101" else config.dataset)
+    if (target, target_ds) != (config.benchmark, config.dataset):
+        _check_data(target, target_ds, where, None)
+
+
 EXPERIMENT = Experiment(
     name="gnn2gnn",
     description="GNN2GNN and its baselines: generate cells, score them on the benchmark",
@@ -71,6 +89,7 @@ EXPERIMENT = Experiment(
     claims_old_train_form=True,
     pack_key=pack_key,
     run_packed=run_packed,
+    preflight=preflight,
 )
 
 

@@ -6,7 +6,10 @@ tables and figures are in ``analysis.infonas``."""
 
 from __future__ import annotations
 
+import functools
+
 from pipeline.experiment import Experiment, Reporter, StudyTask, TrialResult
+from pipeline.nas.benchmarks import check_data
 from pipeline.nas.table import Benchmark
 from trainables.infonas.config import PROFILES, IOEmbeddingConfig, check
 from trainables.infonas.trial import IOTrial
@@ -36,6 +39,28 @@ def check_pretraining(settings: dict, profile: str, where: str) -> None:
     pretrain_config({"profile": profile, **settings}, where)
 
 
+def preflight(config: IOEmbeddingConfig, data_dir: str | None) -> None:
+    """What every trial of ``config`` reads, checked on the driver: the NAS-Bench-101 table
+    and, for the IO model, a finished pretraining folder."""
+    from trainables.infonas.config import default_io_data
+
+    _check_data("nasbench101", "cifar10", config.data_dir or data_dir, config.label)
+    if config.model == "io-embedding" or config.same_batches:
+        _check_io_folder(config.io_data or default_io_data(config.profile))
+
+
+@functools.cache
+def _check_data(benchmark: str, dataset: str, data_dir: str | None, label: str | None) -> None:
+    check_data(benchmark, dataset, data_dir, label)
+
+
+@functools.cache
+def _check_io_folder(folder: str) -> None:
+    from trainables.infonas.iodata import check_io_folder
+
+    check_io_folder(folder)
+
+
 EXPERIMENT = Experiment(
     name="infonas",
     aliases=("io_embedding",),
@@ -48,6 +73,7 @@ EXPERIMENT = Experiment(
     run_name_fields=("model", "same_batches", "seed"),
     tag_fields=("profile", "benchmark", "dataset", "model"),
     check=check,
+    preflight=preflight,
     info_tags=("label", "coverage_note"),
     tasks={
         "pretrain": StudyTask(

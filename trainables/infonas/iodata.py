@@ -147,6 +147,18 @@ def _save_npy(array: np.ndarray, target: Location) -> None:
     target.write_bytes(buf.getvalue())
 
 
+def check_io_folder(folder) -> Location:
+    """``folder`` (a path or a URI) as a Location; IODataError unless it is a finished
+    pretraining folder (its index and image lists written)."""
+    folder = Location.of(folder)
+    if not (folder / "networks.parquet").is_file() or not (folder / "images.json").is_file():
+        raise IODataError(
+            f"{folder} is not a finished pretraining folder (no networks.parquet/images.json); "
+            "run `gnn2gnn pretrain --profile <profile>` first"
+        )
+    return folder
+
+
 def load_io_dataset(
     folder, preprocess: Preprocess | None = None, seed: int = 0, cifar=None
 ) -> IODataset:
@@ -155,14 +167,9 @@ def load_io_dataset(
     images again."""
     from trainables.infonas.cifar10 import load_cifar10
 
-    folder = Location.of(folder)
+    folder = check_io_folder(folder)
     p = preprocess or Preprocess()
     index_path = folder / "networks.parquet"
-    if not index_path.is_file() or not (folder / "images.json").is_file():
-        raise IODataError(
-            f"{folder} is not a finished pretraining folder (no networks.parquet/images.json); "
-            "run `gnn2gnn pretrain --profile <profile>` first"
-        )
     images = json.loads((folder / "images.json").read_text())
     cfg = images.get("config", {})
     nets = pd.read_parquet(index_path.path, filesystem=index_path.fs)

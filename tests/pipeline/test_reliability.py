@@ -1,0 +1,101 @@
+"""What a team meets beyond the happy path: bad data stopped before any trial starts,
+a second driver on the same results folder, damaged result files, secrets kept out of
+Ray's job records (issue 27; docs/reliability.md)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
+GNN2GNN = [sys.executable, "-m", "pipeline.cli"]
+
+
+def _cli(args: list[str], tmp_path: Path, env: dict | None = None, timeout: float = 120):
+    """Run ``gnn2gnn ARGS`` from the checkout: (result, seconds it took)."""
+    t0 = time.monotonic()
+    res = subprocess.run(
+        [*GNN2GNN, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
+    return res, time.monotonic() - t0
+
+
+# -- fail fast: what every trial would fail on stops the driver ---------------------------
+def _bad_data(tmp_path: Path, kind: str) -> Path:
+    folder = tmp_path / f"data-{kind}"
+    folder.mkdir()
+    if kind == "truncated":  # a download cut short: the Parquet footer is missing
+        real = Path(os.environ.get("GNN2GNN_DATA") or ROOT.parent / "shared" / "data")
+        (folder / "natsbench_tss.parquet").write_bytes(
+            (real / "natsbench_tss.parquet").read_bytes()[:4096]
+        )
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("empty", "no NATS-Bench data in"),
+        ("truncated", "not a readable Parquet file"),
+    ],
+)
+def test_a_sweep_whose_data_every_trial_would_miss_stops_before_any_trial(
+    tmp_path, kind, message
+):
+    data = _bad_data(tmp_path, kind)
+    results = tmp_path / "results"
+    res, seconds = _cli(
+        ["sweep", "sweeps/ablation.yaml", "--benchmark", "natsbench", "--profile", "smoke"]
+        + ["--results", str(results)],
+        tmp_path,
+        env={"GNN2GNN_DATA": str(data)},
+    )
+    print(f"{kind}: exit {res.returncode} after {seconds:.1f}s: {res.stderr.strip()}")
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert message in res.stderr and str(data) in res.stderr
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert seconds < 10
+    # no trial started: no Ray session, no trial record, no MLflow run
+    assert not (results / "ablation" / "trials").exists()
+    assert not list(results.glob("**/ray")) and not list(results.glob("**/*.db"))
+
+
+def test_a_wrong_dataset_for_the_benchmark_and_a_missing_pretraining_stop_at_once(tmp_path):
+    res, seconds = _cli(
+        ["sweep", "sweeps/smoke.yaml", "--benchmark", "nasbench101", "--dataset", "cifar100"]
+        + ["--profile", "smoke", "--results", str(tmp_path / "r1")],
+        tmp_path,
+    )
+    assert res.returncode == 2 and "CIFAR-10 only" in res.stderr, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr and seconds < 10
+    missing = tmp_path / "no-pretraining"
+    res, seconds = _cli(
+        ["sweep", "sweeps/io_embedding.yaml", "--profile", "smoke"]
+        + ["--results", str(tmp_path / "r2"), "--set", f"io_data={missing}"],
+        tmp_path,
+    )
+    print(f"missing io_data: exit {res.returncode} after {seconds:.1f}s: {res.stderr.strip()}")
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert f"{missing} is not a finished pretraining folder" in res.stderr
+    assert "Traceback" not in res.stderr and seconds < 10
+    assert not (tmp_path / "r2" / "io_embedding" / "trials").exists()
+
+
+def test_an_empty_data_variable_counts_as_unset(monkeypatch, tmp_path):
+    from pipeline.paths import candidate_data_dirs, resolve_data_dir
+
+    monkeypatch.chdir(tmp_path)  # '' would otherwise mean this folder
+    monkeypatch.setenv("GNN2GNN_DATA", "")
+    assert [src for src, _ in candidate_data_dirs()][0] == "./data"
+    assert resolve_data_dir() != tmp_path
+    assert (resolve_data_dir() / "natsbench_tss.parquet").is_file()
