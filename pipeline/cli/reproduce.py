@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline.cli.common import log
+from pipeline.cli.common import add_forward_credentials, log
 from pipeline.config import PROFILES
 from pipeline.errors import UserError
 from pipeline.plugins import load_group
@@ -163,6 +163,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         progress_json=args.json,
         versions=json.dumps(record["versions"]),
         study=True,
+        forward_credentials=args.forward_credentials,
     )
     used = summary.busy_cpu_seconds / (summary.wall_seconds * summary.cpus) if summary.cpus else 0
     echo(
@@ -219,6 +220,7 @@ def add_parsers(sub) -> None:
         help="results folder or URI, s3://BUCKET/PREFIX (default ./results/papers)",
     )
     p.add_argument("--address", default=None, help="Ray cluster (default: embedded local Ray)")
+    add_forward_credentials(p)
     p.add_argument("--resume", action="store_true", help="continue; nothing finished is redone")
     p.add_argument("--data-dir", default=None, help="data folder or URI (as gnn2gnn sweep)")
     p.add_argument("--tracking-uri", default=None, help="MLflow store (as gnn2gnn sweep)")

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline.cli.common import log
+from pipeline.cli.common import add_forward_credentials, log
 from pipeline.cli.flags import yaml_value
 from pipeline.config import PROFILES
 from pipeline.errors import UserError
@@ -35,6 +35,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         tracking_uri=args.tracking_uri,
         pack=args.pack,
         log=log,
+        forward_credentials=args.forward_credentials,
     )
     print(
         json.dumps(
@@ -174,6 +175,7 @@ def add_parsers(sub) -> None:
         default=None,
         help="Ray cluster address (default: embedded local Ray on 127.0.0.1)",
     )
+    add_forward_credentials(p)
     p.add_argument("--resume", action="store_true", help="continue; skip finished trials")
     p.add_argument("--seeds", type=int, default=None, help="run seeds 0..N-1 (file: seeds)")
     p.add_argument(

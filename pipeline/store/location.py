@@ -27,14 +27,12 @@ import pyarrow.fs as pafs
 
 from pipeline.errors import UserError
 
-# Variables that reach every Ray worker, so that workers reach the same storage (values
-# only: a profile name or a key-file path of the driver's machine would mean nothing on a
-# worker, which then uses its own, e.g. an instance role). Note that Ray shows a job's
-# runtime environment in its dashboard.
-STORAGE_ENV = (
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
+# Settings that reach every Ray worker through the job's runtime environment, so that
+# workers find the same storage and tracking server (values only: a profile name or a
+# key-file path of the driver's machine would mean nothing on a worker). None is a secret:
+# Ray records a job's runtime environment in its job table and dashboard, where anyone who
+# can list jobs reads it.
+STORAGE_SETTINGS = (
     "AWS_DEFAULT_REGION",
     "AWS_REGION",
     "AWS_ENDPOINT_URL",
@@ -42,6 +40,11 @@ STORAGE_ENV = (
     "MLFLOW_TRACKING_URI",
     "MLFLOW_S3_ENDPOINT_URL",
 )
+# Credentials never travel in the runtime environment: each node uses its own (an instance
+# profile, its environment, or a credentials file named by AWS_SHARED_CREDENTIALS_FILE /
+# GOOGLE_APPLICATION_CREDENTIALS there), or the driver hands them over with
+# --forward-credentials (pipeline.sweep.session: never through the job record).
+STORAGE_SECRETS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
 class StorageError(UserError, OSError):
@@ -54,8 +57,13 @@ def is_uri(where: str | os.PathLike) -> bool:
 
 
 def storage_env() -> dict[str, str]:
-    """The storage variables set in this process (handed to Ray workers)."""
-    return {k: os.environ[k] for k in STORAGE_ENV if os.environ.get(k)}
+    """The storage settings set in this process (handed to Ray workers); no credentials."""
+    return {k: os.environ[k] for k in STORAGE_SETTINGS if os.environ.get(k)}
+
+
+def storage_secrets() -> dict[str, str]:
+    """The storage credentials set in this process (handed over only on request)."""
+    return {k: os.environ[k] for k in STORAGE_SECRETS if os.environ.get(k)}
 
 
 @dataclass(frozen=True, eq=False)

@@ -523,6 +523,7 @@ def run_queue(
     progress_json: bool = False,
     versions: str = "{}",
     study: bool = False,
+    forward_credentials: bool = False,
 ) -> QueueSummary:
     """Run (or resume) every trial of ``jobs`` as one Tune run (see the module docstring).
 
@@ -603,7 +604,7 @@ def run_queue(
         return summary
     import ray
 
-    started = init_ray(address)
+    started = init_ray(address, forward_credentials)
     try:
         has_gpu = ray.cluster_resources().get("GPU", 0) > 0
         cpus = float(ray.cluster_resources().get("CPU", 0))

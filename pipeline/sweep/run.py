@@ -49,6 +49,7 @@ def run_sweep(
     tracking_uri: str | None = None,
     pack: int | None = None,
     log: Callable[[str], None] = print,
+    forward_credentials: bool = False,
 ) -> SweepSummary:
     """Run (or resume) every trial of ``spec`` at ``profile``; see the module docstring.
 
@@ -62,7 +63,8 @@ def run_sweep(
     ``pack`` (default: the file's ``pack``): up to that many pending trials the experiment
     can train together (:meth:`Experiment.pack_groups`) run as one Ray trial; each member
     still gets its own Parquet row and MLflow run, and a resumed sweep re-runs exactly the
-    members that have not finished.
+    members that have not finished. ``forward_credentials``: see
+    :func:`pipeline.sweep.session.init_ray`.
     """
     folder = Location.of(results) / spec.name
     if spec.trainable is None:  # a spec built in code, not read from a file
@@ -90,6 +92,7 @@ def run_sweep(
         tracking_uri=tracking_uri,
         log=log,
         versions=json.dumps(versions()),
+        forward_credentials=forward_credentials,
     )
     summary = SweepSummary(
         folder,

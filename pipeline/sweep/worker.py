@@ -50,7 +50,9 @@ def tune_entry(config: dict) -> None:
 
     from pipeline.experiment import get_experiment
     from pipeline.store.io import write_trial_outputs
+    from pipeline.sweep.session import apply_forwarded_credentials
 
+    apply_forwarded_credentials()  # before anything reads storage (--forward-credentials)
     spec = config["spec"]
     experiment = get_experiment(spec["experiment"])
     fields = experiment.config.model_fields  # data_dir and device only where the Config has them

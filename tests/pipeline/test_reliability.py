@@ -49,9 +49,7 @@ def _bad_data(tmp_path: Path, kind: str) -> Path:
         ("truncated", "not a readable Parquet file"),
     ],
 )
-def test_a_sweep_whose_data_every_trial_would_miss_stops_before_any_trial(
-    tmp_path, kind, message
-):
+def test_a_sweep_whose_data_every_trial_would_miss_stops_before_any_trial(tmp_path, kind, message):
     data = _bad_data(tmp_path, kind)
     results = tmp_path / "results"
     res, seconds = _cli(
@@ -99,3 +97,93 @@ def test_an_empty_data_variable_counts_as_unset(monkeypatch, tmp_path):
     assert [src for src, _ in candidate_data_dirs()][0] == "./data"
     assert resolve_data_dir() != tmp_path
     assert (resolve_data_dir() / "natsbench_tss.parquet").is_file()
+
+
+# -- credentials: never in Ray's job records; forwarded only on request --------------------
+FAKE_SECRET = "fake-secret-5f0c1e9a"
+
+_DRIVER = """
+import json, os, sys
+import ray
+from pipeline.sweep.session import apply_forwarded_credentials, init_ray
+
+init_ray(sys.argv[1], forward_credentials=sys.argv[2] == "forward")
+
+@ray.remote(num_cpus=0)
+def seen(apply: bool):
+    if apply:
+        apply_forwarded_credentials()
+    return os.environ.get("AWS_SECRET_ACCESS_KEY"), os.environ.get("AWS_DEFAULT_REGION")
+
+print(json.dumps({"plain": ray.get(seen.remote(False)), "applied": ray.get(seen.remote(True))}))
+"""
+
+
+@pytest.mark.slow
+def test_credentials_reach_workers_only_when_forwarded_and_never_through_the_job_record(
+    tmp_path,
+):
+    """A Ray head started without credentials (a node that has none of its own); drivers
+    with a fake secret in their environment, with and without --forward-credentials."""
+    import json
+    import secrets
+    import signal
+    import socket
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    port = free_port()
+    ray_tmp = Path(f"/tmp/g2g-cred-{secrets.token_hex(3)}")  # short: socket path limit
+    node_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GNN2GNN_CRED"))}
+    node_env.update(
+        RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
+        RAY_AUTH_MODE="token",
+        RAY_AUTH_TOKEN=secrets.token_hex(16),
+        PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    )
+    head = subprocess.Popen(
+        [str(Path(sys.executable).parent / "ray"), "start", "--head", "--port", str(port)]
+        + ["--node-ip-address", "127.0.0.1", "--include-dashboard", "false", "--num-cpus", "1"]
+        + ["--block", "--disable-usage-stats", "--temp-dir", str(ray_tmp)],
+        env=node_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        driver_env = {
+            **node_env,
+            "AWS_SECRET_ACCESS_KEY": FAKE_SECRET,
+            "AWS_DEFAULT_REGION": "eu-fake-1",
+        }
+        seen = {}
+        for mode in ("default", "forward"):
+            deadline = time.monotonic() + 120
+            while True:  # the head takes a while to listen
+                res = subprocess.run(
+                    [sys.executable, "-c", _DRIVER, f"127.0.0.1:{port}", mode],
+                    env=driver_env,
+                    cwd=ROOT,
+                    capture_output=True,
+                    text=True,
+                    timeout=180,
+                )
+                if res.returncode == 0 or time.monotonic() > deadline:
+                    break
+                time.sleep(2)
+            assert res.returncode == 0, res.stderr[-3000:]
+            seen[mode] = json.loads(res.stdout.strip().splitlines()[-1])
+        # the region (a setting) travels; the secret only through the actor, on request
+        assert seen["default"] == {"plain": [None, "eu-fake-1"], "applied": [None, "eu-fake-1"]}
+        assert seen["forward"]["applied"] == [FAKE_SECRET, "eu-fake-1"]
+        assert seen["forward"]["plain"][0] is None  # not in the worker's runtime environment
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+        subprocess.run(["rm", "-rf", str(ray_tmp)], check=False)

@@ -355,15 +355,22 @@ def test_every_sweep_file_in_the_repo_is_valid():
     assert studies == 1
 
 
-def test_ray_job_submit_to_a_local_head_node(tmp_path, data_dir):
+def test_ray_job_submit_to_a_local_head_node(tmp_path, data_dir, monkeypatch):
+    """`ray job submit ... -- gnn2gnn sweep`, on a head whose environment holds a (fake)
+    storage secret, as a node's own credentials: the driver forwards the storage settings
+    to its workers, never the secret, which Ray's job API then does not show."""
     ray_bin = Path(sys.executable).parent / "ray"
     gcs, dash = _free_port(), _free_port()
     ray_tmp = tempfile.mkdtemp(prefix="gnn2gnn-ray-", dir="/tmp")
+    secret = "fake-secret-0d6e2b71"
     env = {
         **os.environ,
         "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
         "RAY_AUTH_MODE": "token",
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "AWS_ACCESS_KEY_ID": "fake-key-id",
+        "AWS_SECRET_ACCESS_KEY": secret,
+        "AWS_DEFAULT_REGION": "eu-fake-1",
     }
     head = subprocess.Popen(
         [
@@ -424,6 +431,14 @@ def test_ray_job_submit_to_a_local_head_node(tmp_path, data_dir):
         assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
         trials = read_trials(results / "smoke")
         assert len(trials) == 4 and set(trials.status) == {"ok"}
+        # every job Ray records (the submission and the sweep's driver), read with its API
+        from ray.job_submission import JobSubmissionClient
+
+        monkeypatch.setenv("RAY_AUTH_MODE", "token")
+        jobs = JobSubmissionClient(f"http://127.0.0.1:{dash}").list_jobs()
+        envs = {str(job.type): job.runtime_env or {} for job in jobs}
+        assert len(jobs) >= 2 and "eu-fake-1" in json.dumps(envs), envs  # the settings are there
+        assert secret not in json.dumps([job.model_dump() for job in jobs], default=str)
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         try:

@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from pipeline.cli.common import log, print_result
+from pipeline.cli.common import add_forward_credentials, log, print_result
 from pipeline.config import PROFILES as PROFILES_NAMES
 from pipeline.errors import UserError
 from pipeline.store.location import Location
@@ -31,7 +31,12 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     config = {k: v for k, v in config.items() if v is not None}  # left out: the profile's
     folder = Location.of(args.results or default_io_data(args.profile))
     summary = run_pretraining(
-        config, folder, address=args.address, log=log, io_dataset=not args.no_io_dataset
+        config,
+        folder,
+        address=args.address,
+        log=log,
+        io_dataset=not args.no_io_dataset,
+        forward_credentials=args.forward_credentials,
     )
     print(json.dumps(summary))
     return 1 if summary["failed"] else 0
@@ -57,6 +62,7 @@ def add_pretrain_parser(sub) -> None:
     )
     p.add_argument("--data-dir", default=None)
     p.add_argument("--address", default=None, help="Ray cluster address (default: embedded)")
+    add_forward_credentials(p)
     p.add_argument(
         "--results",
         default=None,

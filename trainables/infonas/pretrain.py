@@ -114,10 +114,12 @@ def train_network(
 ) -> dict:
     """Train one network and write its files (see module docstring); returns its record."""
     from pipeline.nas.cells import Cell
+    from pipeline.sweep.session import apply_forwarded_credentials
     from pipeline.sweep.worker import node_data_dir
     from trainables.infonas.cifar10 import augment, augment_draws, load_cifar10, to_tensor
     from trainables.infonas.nb101net import NB101Network, count_parameters
 
+    apply_forwarded_credentials()
     cfg = make_config(cfg_dict)
     out = Location.of(folder) / "networks" / hash_
     if (out / "done.json").is_file():
@@ -388,8 +390,10 @@ class Pretraining:
 def build_io_dataset(folder: str) -> str:
     """``<folder>/io_dataset`` from a finished pretraining folder: its location, or why it
     was not built."""
+    from pipeline.sweep.session import apply_forwarded_credentials
     from trainables.infonas.iodata import IODataError, load_io_dataset
 
+    apply_forwarded_credentials()
     folder = Location.of(folder)
     try:
         return str(load_io_dataset(folder).save(folder / "io_dataset"))
@@ -403,6 +407,7 @@ def run_pretraining(
     address: str | None = None,
     log: Callable[[str], None] = print,
     io_dataset: bool = False,
+    forward_credentials: bool = False,
 ) -> dict:
     """Pretrain every sampled network not yet finished in ``folder`` (a path or a URI),
     as Ray tasks (see :class:`Pretraining`)."""
@@ -412,7 +417,7 @@ def run_pretraining(
 
     run = Pretraining(config, folder, log, io_dataset=io_dataset)
     if run.todo or io_dataset:
-        started = init_ray(address)
+        started = init_ray(address, forward_credentials)
         try:
             run.submit()
             run.poll(timeout=None)
