@@ -105,6 +105,25 @@ def override_sweep(spec, seeds: int | None, sets: list[str] | None):
     return spec.model_copy(update=update) if update else spec
 
 
+def exposure_warning(host: str) -> str | None:
+    """What ``gnn2gnn ui --host HOST`` says when the UI is reachable beyond this machine
+    (None for a loopback address): the MLflow UI has no login of its own."""
+    import ipaddress
+
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: whatever it resolves to, say so
+        loopback = False
+    if loopback:
+        return None
+    return (
+        f"warning: the MLflow UI listens on {host}, not loopback: anyone who reaches this "
+        "machine can read and change these runs (no login, no TLS). For a team, run "
+        "`mlflow server --app-name basic-auth` behind a TLS proxy (docs/cluster.md#a-teams-"
+        "tracking-server)"
+    )
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     import subprocess
 
@@ -129,7 +148,10 @@ def cmd_ui(args: argparse.Namespace) -> int:
         folder = found[0]
     uri = tracking_uri(folder, explicit)
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    print(f"MLflow UI for {uri}: http://127.0.0.1:{args.port}", flush=True)
+    warning = exposure_warning(args.host)
+    if warning:
+        log(warning)
+    print(f"MLflow UI for {uri}: http://{args.host}:{args.port}", flush=True)
     cmd = [
         sys.executable,
         "-m",
@@ -138,7 +160,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
         "--backend-store-uri",
         uri,
         "--host",
-        "127.0.0.1",
+        args.host,
         "--port",
         str(args.port),
         "--workers",
@@ -206,4 +228,10 @@ def add_parsers(sub) -> None:
     u.add_argument("--tracking-uri", default=None, help="MLflow store (default: as sweep)")
     u.add_argument("--sweep", default=None, help="sweep name (when the folder holds several)")
     u.add_argument("--port", type=int, default=5000)
+    u.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only; any other is "
+        "reachable from the network, with no login: see docs/cluster.md#a-teams-tracking-server)",
+    )
     u.set_defaults(func=cmd_ui)

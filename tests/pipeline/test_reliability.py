@@ -187,3 +187,16 @@ def test_credentials_reach_workers_only_when_forwarded_and_never_through_the_job
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
         subprocess.run(["rm", "-rf", str(ray_tmp)], check=False)
+
+
+def test_the_ui_listens_on_loopback_unless_told_and_says_when_it_is_not():
+    from pipeline.cli import build_parser
+    from pipeline.cli.sweep import exposure_warning
+
+    args = build_parser().parse_args(["ui"])
+    assert args.host == "127.0.0.1"
+    for host in ("127.0.0.1", "::1", "localhost", "127.0.0.2"):
+        assert exposure_warning(host) is None, host
+    for host in ("0.0.0.0", "::", "mlflow.example.org"):
+        warning = exposure_warning(host)
+        assert warning and host in warning and "basic-auth" in warning, host
