@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from pipeline.errors import UserError
 from pipeline.store.io import atomic_write_parquet
 from pipeline.store.location import Location
 
@@ -43,33 +44,78 @@ TRIALS = "trials"
 Where = str | os.PathLike | Location  # a local folder or a URI (``s3://...``, ``gs://...``)
 
 
+TRIAL_COLUMNS = ("trial_id", "status")  # what makes a Parquet file a trial's record
+
+
+class DamagedPartError(UserError, ValueError):
+    """A file among a sweep's parts that is not one: truncated, or written by another tool."""
+
+    def __init__(self, file: Location, why: str) -> None:
+        super().__init__(
+            f"{file}: not a readable results part ({why}); move it out of the results folder "
+            "(`gnn2gnn sweep ... --resume` then runs its trial again)"
+        )
+        self.file, self.why = file, why
+
+
 def _files(folder: Location) -> list[Location]:
     """The finished parts of a folder (not the temporary files of a write in progress)."""
     return folder.files(".parquet")
 
 
-def read_dataset(files: list[Location]) -> pd.DataFrame:
+def _schema(file: Location, trial_record: bool = False) -> pa.Schema:
+    """The part's schema; DamagedPartError when it has no readable Parquet footer, or (a
+    ``trials`` part) lacks the record's columns."""
+    try:
+        schema = pq.read_schema(file.path, filesystem=file.fs)
+    except Exception as exc:  # noqa: BLE001 - truncated or foreign: say which file
+        raise DamagedPartError(file, str(exc).splitlines()[0]) from None
+    missing = [c for c in TRIAL_COLUMNS if c not in schema.names] if trial_record else []
+    if missing:
+        raise DamagedPartError(file, f"a Parquet file without the columns {missing}")
+    return schema
+
+
+def damaged_parts(folder: Where) -> dict[str, DamagedPartError]:
+    """trial id -> what is wrong, for every damaged part of a sweep folder (any table): the
+    footer of every part is read, none of its rows."""
+    folder = Location.of(folder)
+    out: dict[str, DamagedPartError] = {}
+    for sub in folder.dirs():
+        for file in _files(sub):
+            try:
+                _schema(file, sub.name == TRIALS)
+            except DamagedPartError as exc:
+                out.setdefault(file.stem, exc)
+    return out
+
+
+def read_dataset(files: list[Location], trial_records: bool = False) -> pd.DataFrame:
     """Parquet files (on one filesystem) as one dataset, columns unified (a column one part
-    lacks is null)."""
+    lacks is null). A damaged file raises :class:`DamagedPartError` naming it: nothing is
+    dropped from a table without a word. ``trial_records``: the files are ``trials`` parts."""
     if not files:
         return pd.DataFrame()
     fs = files[0].fs
+    schemas = [_schema(f, trial_records) for f in files]
     try:
-        schema = pa.unify_schemas(
-            [pq.read_schema(f.path, filesystem=fs) for f in files], promote_options="permissive"
-        ).remove_metadata()
+        schema = pa.unify_schemas(schemas, promote_options="permissive").remove_metadata()
         table = ds.dataset(
             [f.path for f in files], schema=schema, format="parquet", filesystem=fs
         ).to_table()
-    except (pa.ArrowTypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
+    except (OSError, pa.ArrowTypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
         # a column whose type differs between parts (e.g. a number in one, text in
-        # another): read part by part and let pandas keep both (object columns)
+        # another): read part by part and let pandas keep both (object columns); a part
+        # whose pages are damaged is named here
         return pd.concat([_read(f) for f in files], ignore_index=True)
     return table.to_pandas()
 
 
 def _read(file: Location) -> pd.DataFrame:
-    return pq.read_table(file.path, filesystem=file.fs).to_pandas()
+    try:
+        return pq.read_table(file.path, filesystem=file.fs).to_pandas()
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise DamagedPartError(file, str(exc).splitlines()[0]) from None
 
 
 def write_parquet(frame: pd.DataFrame | pa.Table, target: Location) -> None:
@@ -100,10 +146,11 @@ def sweep_folders(results: Where) -> list[Location]:
     return [p for p in Location.of(results).dirs() if is_sweep_folder(p)]
 
 
-def read_trials(folder: Where) -> pd.DataFrame:
-    """Every recorded trial of a sweep, one row each (a part replaces an old-layout row)."""
+def read_trials(folder: Where, skip: set[str] | frozenset = frozenset()) -> pd.DataFrame:
+    """Every recorded trial of a sweep, one row each (a part replaces an old-layout row);
+    a damaged part raises :class:`DamagedPartError`, except the trial ids in ``skip``."""
     folder = Location.of(folder)
-    new = read_dataset(_files(folder / TRIALS))
+    new = read_dataset([f for f in _files(folder / TRIALS) if f.stem not in skip], True)
     old = _legacy(folder, TRIALS)
     if len(old) and len(new):
         old = old[~old["trial_id"].isin(set(new["trial_id"]))]
@@ -158,10 +205,13 @@ class ResultsStore:
     def __init__(self, folder: Where) -> None:
         self.folder = Location.of(folder)
         self.folder.mkdir()
-        trials = read_trials(self.folder)
+        # A damaged part (truncated, foreign) makes its trial unfinished: it runs again and
+        # its record replaces the part. ``damaged`` says which, for the driver to report.
+        self.damaged = damaged_parts(self.folder)
+        trials = read_trials(self.folder, skip=set(self.damaged))
         self._finished = (
             set(trials.loc[trials["status"] == "ok", "trial_id"]) if len(trials) else set()
-        )
+        ) - set(self.damaged)
 
     def finished_ids(self) -> set[str]:
         """Trials that completed (status ok): a resumed sweep skips them."""

@@ -585,6 +585,11 @@ def run_queue(
                 f"[{job.key}] MLflow store on this machine only ({tracker.uri}); pass "
                 "--tracking-uri to keep runs on a tracking server"
             )
+        for tid, exc in sorted(stores[j].damaged.items()):
+            if tid in units:
+                log(f"[{job.key}] warning: {exc.file}: {exc.why}; its trial {tid} runs again")
+            else:
+                log(f"[{job.key}] warning: {exc.file}: {exc.why}; no trial of this sweep")
         closed = tracker.close_orphans(train_in[j], finished[j])
         log(
             f"[{job.key}] {total} trials at profile {job.profile}: {len(finished[j])} finished "

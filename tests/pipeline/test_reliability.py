@@ -200,3 +200,78 @@ def test_the_ui_listens_on_loopback_unless_told_and_says_when_it_is_not():
     for host in ("0.0.0.0", "::", "mlflow.example.org"):
         warning = exposure_warning(host)
         assert warning and host in warning and "basic-auth" in warning, host
+
+
+# -- damaged parts: named by readers, re-run by --resume ----------------------------------
+def _damage(file: Path, how: str) -> None:
+    if how == "truncated":  # cut by a tool outside the project: no footer
+        file.write_bytes(file.read_bytes()[: len(file.read_bytes()) // 2])
+    else:  # a foreign Parquet file where a trial's record belongs
+        import pandas as pd
+
+        pd.DataFrame({"something": [1, 2]}).to_parquet(file)
+
+
+@pytest.mark.parametrize(
+    ("table", "how", "commands"),
+    [
+        ("trials", "truncated", ("tables", "report")),
+        ("trials", "foreign", ("tables",)),
+        ("epochs", "truncated", ("report",)),  # the curves of the report's figures
+        ("generated", "truncated", ()),  # no table reads the cells themselves
+    ],
+)
+def test_readers_name_a_damaged_part_and_stop(smoke_results, tmp_path, table, how, commands):
+    import shutil
+
+    from pipeline.store.results import DamagedPartError, damaged_parts, read_part, read_trials
+
+    folder = tmp_path / "results" / "smoke"
+    shutil.copytree(smoke_results[0] / "smoke", folder)
+    victim = sorted((folder / table).glob("*.parquet"))[0]
+    _damage(victim, how)
+    reader = read_trials if table == "trials" else lambda f: read_part(f, table)
+    with pytest.raises(DamagedPartError) as err:
+        reader(folder)
+    assert str(victim) in str(err.value)
+    assert set(damaged_parts(folder)) == {victim.stem}
+    # the commands that read it stop with one line naming the file
+    for command in commands:
+        res, _ = _cli([command, "--results", str(tmp_path / "results")], tmp_path)
+        assert res.returncode == 2, (command, res.stderr[-2000:])
+        assert str(victim) in res.stderr and "Traceback" not in res.stderr, command
+
+
+@pytest.mark.slow
+def test_resume_skips_a_damaged_part_with_a_warning_and_runs_its_trial_again(
+    smoke_results, tmp_path
+):
+    import shutil
+
+    import mlflow
+
+    from pipeline.store.results import damaged_parts, read_part, read_trials
+
+    results = tmp_path / "results"
+    folder = results / "smoke"
+    shutil.copytree(smoke_results[0] / "smoke", folder)
+    before = read_trials(folder).set_index("trial_id")
+    victim = sorted((folder / "generated").glob("*.parquet"))[0]
+    _damage(victim, "truncated")
+    res, _ = _cli(
+        ["sweep", "sweeps/smoke.yaml", "--profile", "smoke", "--results", str(results)]
+        + ["--resume"],
+        tmp_path,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert f"warning: {victim}" in res.stderr and f"{victim.stem} runs again" in res.stderr
+    assert "3 finished already, 1 to run" in res.stderr
+    after = read_trials(folder)
+    assert len(after) == 4 and after["trial_id"].is_unique and set(after.status) == {"ok"}
+    assert not damaged_parts(folder)
+    assert set(read_part(folder, "generated")["trial_id"]) == set(before.index)
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{folder}/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("smoke").experiment_id])
+    assert sorted(r.data.tags["trial_id"] for r in runs) == sorted(before.index)
+    assert {r.info.status for r in runs} == {"FINISHED"}
