@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import pyarrow.parquet as pq
 
 from pipeline.experiment import Experiment
+from pipeline.store.lease import DriverLease
 from pipeline.store.location import Location
 from pipeline.store.results import TRIALS, ResultsStore
 from pipeline.store.tracking import SweepTracker
@@ -532,8 +533,6 @@ def run_queue(
     :class:`TaskRun`, called once Ray is up; the jobs that ``need`` it wait for it. The
     other arguments are :func:`pipeline.sweep.run.run_sweep`'s. ``study``: rows name the
     jobs each training served (``trained_for``)."""
-    from ray import tune
-
     t0 = time.monotonic()
     tasks = dict(tasks or {})
     for job in jobs:
@@ -549,6 +548,51 @@ def run_queue(
                 "sweep run its own results folder"
             )
         owners[job.folder.uri] = job.key
+    # one driver per folder across processes and machines (pipeline.store.lease)
+    lease = DriverLease([job.folder for job in jobs]).acquire()
+    try:
+        return _run_queue(
+            jobs,
+            name=name,
+            storage=storage,
+            tasks=tasks,
+            address=address,
+            resume=resume,
+            max_concurrent=max_concurrent,
+            data_dir=data_dir,
+            tracking_uri=tracking_uri,
+            log=log,
+            progress_json=progress_json,
+            versions=versions,
+            study=study,
+            forward_credentials=forward_credentials,
+            t0=t0,
+        )
+    finally:
+        lease.release()
+
+
+def _run_queue(
+    jobs: list[Job],
+    *,
+    name: str,
+    storage: Location,
+    tasks: dict[str, Callable[[], TaskRun]],
+    address: str | None,
+    resume: bool,
+    max_concurrent: int | None,
+    data_dir: str | None,
+    tracking_uri: str | None,
+    log: Callable[[str], None],
+    progress_json: bool,
+    versions: str,
+    study: bool,
+    forward_credentials: bool,
+    t0: float,
+) -> QueueSummary:
+    """:func:`run_queue` once the jobs are checked and their folders leased."""
+    from ray import tune
+
     units: dict[str, _Unit] = {}
     for j, job in enumerate(jobs):
         exp = job.experiment

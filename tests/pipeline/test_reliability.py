@@ -275,3 +275,86 @@ def test_resume_skips_a_damaged_part_with_a_warning_and_runs_its_trial_again(
     runs = client.search_runs([client.get_experiment_by_name("smoke").experiment_id])
     assert sorted(r.data.tags["trial_id"] for r in runs) == sorted(before.index)
     assert {r.info.status for r in runs} == {"FINISHED"}
+
+
+# -- one driver per results folder --------------------------------------------------------
+_HOLDER = """
+import sys, time
+from pipeline.store.lease import DriverLease
+from pipeline.store.location import Location
+DriverLease([Location.of(sys.argv[1])], beat=0.5).acquire()
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_second_driver_refuses_at_once_and_a_killed_drivers_lease_ends_with_it(tmp_path):
+    import signal
+    import socket
+
+    from pipeline.store.lease import LEASE_NAME, DriverLease, read_holder
+    from pipeline.store.location import Location
+
+    results = tmp_path / "results"
+    folder = results / "smoke"
+    first = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(folder)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert first.stdout.readline().strip() == "held"
+        beat = read_holder(Location.of(folder)).beat
+        res, seconds = _cli(
+            ["sweep", "sweeps/smoke.yaml", "--profile", "smoke", "--results", str(results)],
+            tmp_path,
+        )
+        print(f"second driver: exit {res.returncode} after {seconds:.1f}s: {res.stderr.strip()}")
+        assert res.returncode == 2 and "Traceback" not in res.stderr
+        assert f"host {socket.gethostname()}, PID {first.pid}, started " in res.stderr
+        assert seconds < 10 and not (folder / "trials").exists()
+        assert read_holder(Location.of(folder)).beat > beat  # the first one's heartbeat
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # kill -9: no release
+        first.wait()
+    assert (folder / LEASE_NAME).exists()  # left behind, and over at once on this host
+    with DriverLease([Location.of(folder)]) as lease:
+        assert read_holder(Location.of(folder)).token == lease.holder.token
+    assert not (folder / LEASE_NAME).exists()
+
+
+def test_a_lease_from_another_host_holds_until_its_heartbeat_is_older_than_the_ttl(tmp_path):
+    import json
+
+    from pipeline.store.lease import LEASE_NAME, DriverLease, LeaseHeldError, read_holder
+    from pipeline.store.location import Location
+
+    folder = Location.of(tmp_path / "sweep")
+    folder.mkdir()
+
+    def other(age: float) -> None:
+        now = time.time()
+        (folder / LEASE_NAME).write_bytes(
+            json.dumps(
+                {"host": "node-7", "pid": 4242, "started": now - 3600, "process_start": None}
+                | {"beat": now - age, "token": "theirs", "command": "gnn2gnn reproduce"}
+            ).encode()
+        )
+
+    other(age=5)
+    with pytest.raises(LeaseHeldError, match="host node-7, PID 4242, started .*reproduce"):
+        DriverLease([folder], ttl=60).acquire()
+    other(age=61)  # its machine died a minute ago: taken over
+    lease = DriverLease([folder], ttl=60, beat=0.2).acquire()
+    try:
+        first = read_holder(folder).beat
+        time.sleep(0.7)
+        assert read_holder(folder).token == lease.holder.token
+        assert read_holder(folder).beat > first
+    finally:
+        lease.release()
+    (folder / LEASE_NAME).write_bytes(b'{"host": "node-7", "pi')  # a write cut short
+    with DriverLease([folder]):  # an unreadable lease holds nothing
+        pass
