@@ -27,8 +27,17 @@ def command_groups() -> dict:
     return load_group(COMMANDS, "commands")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse whose errors (an unknown option, a bad choice, a missing argument) are
+    :class:`UserError`: one line and exit 2 like every other bad input, not a usage dump.
+    Subcommands' parsers are of this class too (argparse makes them of the parent's)."""
+
+    def error(self, message: str):
+        raise UserError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="gnn2gnn", description="sweeps of the installed experiments, their trials and analysis"
     )
     sub = parser.add_subparsers(dest="command", required=True)

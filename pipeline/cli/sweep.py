@@ -15,19 +15,35 @@ from pipeline.errors import UserError
 from pipeline.experiment import experiments, get_experiment, validate_trial_config
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
-    from pipeline.paths import workers_data_dir
-    from pipeline.sweep.run import run_sweep
-    from pipeline.sweep.spec import load_sweep
+def sweep_plan(args: argparse.Namespace):
+    """(sweep, experiment, overrides) of ``gnn2gnn sweep``, every trial config it expands to
+    validated: a UserError naming the file, field or option for any bad input, before
+    anything is written or started."""
+    from pipeline.sweep.spec import expand, load_sweep
 
     spec = load_sweep(args.sweep, validate_trial_config)
     spec = override_sweep(spec, args.seeds, args.set)
+    experiment = get_experiment(spec.trainable)
+    overrides = sweep_overrides(args, spec.trainable)
+    for name, value in (("--pack", args.pack), ("--max-concurrent", args.max_concurrent)):
+        if value is not None and value < 1:
+            raise UserError(f"{name} must be at least 1, got {value}")
+    for cfg in expand(spec, args.profile, overrides, spec.name, override=experiment.override):
+        experiment.make_config(cfg, f"{args.sweep}: trial {cfg}")
+    return spec, experiment, overrides
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from pipeline.paths import workers_data_dir
+    from pipeline.sweep.run import run_sweep
+
+    spec, experiment, overrides = sweep_plan(args)
     summary = run_sweep(
         spec,
-        experiment=get_experiment(spec.trainable),
+        experiment=experiment,
         profile=args.profile,
         results=args.results,
-        overrides=sweep_overrides(args, spec.trainable),
+        overrides=overrides,
         address=args.address,
         resume=args.resume,
         max_concurrent=args.max_concurrent,

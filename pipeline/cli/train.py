@@ -28,12 +28,18 @@ def _progress_line(row: dict) -> str:
     return "  ".join(cells[:14])
 
 
+def trial_config(args: argparse.Namespace):
+    """(experiment, the trial config as given, its validated Config) of ``gnn2gnn train``;
+    a UserError naming the option before anything is loaded or trained."""
+    exp = get_experiment(args.experiment)
+    config = config_from_args(args, args.config_keys, exp.config)
+    return exp, config, exp.make_config(config, "command line")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from pipeline.store.io import write_trial_outputs
 
-    exp = get_experiment(args.experiment)
-    config = config_from_args(args, args.config_keys, exp.config)
-    typed = exp.make_config(config, "command line")  # errors name the option before loading
+    exp, config, typed = trial_config(args)
 
     def given(cfg: dict, cfg_typed):
         """What the experiment's functions get: the Config validated here, or the dict."""

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -82,9 +83,27 @@ class SweepSpec(StrictModel):
                 raise ValueError(f"grid.{key} is empty")
         return v
 
+    @pydantic.field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: int | list[int]) -> int | list[int]:
+        if isinstance(v, int) and v < 1:
+            raise ValueError("seeds must be at least 1 (or a list of seeds)")
+        if isinstance(v, list) and not v:
+            raise ValueError("seeds is an empty list")
+        return v
+
+    @property
+    def num_trials(self) -> int:
+        """variants x grid x seeds, counted without building them."""
+        n = len(self.variants) * (self.seeds if isinstance(self.seeds, int) else len(self.seeds))
+        return n * math.prod(len(v) for v in self.grid.values())
+
     @property
     def seed_list(self) -> list[int]:
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+
+MAX_TRIALS = 100_000  # trial configs one sweep may expand to
 
 
 def trial_id(config: dict) -> str:
@@ -141,6 +160,11 @@ def expand(
     fields), validated."""
     if profile not in PROFILES:
         raise ConfigError(f"{source}: profile {profile!r}; expected one of {list(PROFILES)}")
+    if spec.num_trials > MAX_TRIALS:  # counted first: a typo must not fill the memory
+        raise ConfigError(
+            f"{source}: {spec.num_trials:,} trials (variants x grid x seeds); a sweep holds at "
+            f"most {MAX_TRIALS:,}: fewer seeds or grid values"
+        )
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     keys = list(spec.grid)
     trials = []
