@@ -49,11 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:
+    """``gnn2gnn ARGV``: the command's exit status (2 and one line for a UserError).
+    ``parser``: one :func:`build_parser` made, for a caller that runs many commands."""
     argv = list(sys.argv[1:] if argv is None else argv)
     keep_large_allocations()
     try:
-        args = build_parser().parse_args(train.old_form(argv))
+        args = (parser or build_parser()).parse_args(train.old_form(argv))
         return int(args.func(args) or 0)
     except UserError as exc:
         print(f"gnn2gnn: error: {exc}", file=sys.stderr)

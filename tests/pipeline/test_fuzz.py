@@ -131,16 +131,13 @@ def test_fuzz_sweep_files(tmp_path):
     base = yaml.safe_load((ROOT / "sweeps" / "smoke.yaml").read_text())
     path = tmp_path / "fuzz.yaml"
     tally = Tally("sweep files")
+    parser = build_parser()  # built once: it loads every experiment's options
 
     @FUZZ
     @given(text=_yaml_texts(base), profile=st.sampled_from(["smoke", "cpu", "paper"]))
     def case(text, profile):
         path.write_text(text)
-        tally.run(
-            lambda: sweep_plan(
-                build_parser().parse_args(["sweep", str(path), "--profile", profile])
-            )
-        )
+        tally.run(lambda: sweep_plan(parser.parse_args(["sweep", str(path), "--profile", profile])))
 
     case()
     tally.report()
@@ -189,6 +186,7 @@ def test_fuzz_train_options():
         | {"--seeds", "--bogus", "--model"}
     )
     tally = Tally("train options")
+    parser = build_parser()
 
     @FUZZ
     @given(
@@ -199,7 +197,7 @@ def test_fuzz_train_options():
         argv = ["train", experiment, *[x for pair in options for x in pair]]
 
         def check():
-            args = build_parser().parse_args(train.old_form(argv))
+            args = parser.parse_args(train.old_form(argv))
             train.trial_config(args)
             if args.seeds is not None:
                 train.parse_seeds(args.seeds)
@@ -222,6 +220,7 @@ def test_fuzz_sweep_options():
         cli_values,
     ).map(lambda kv: f"{kv[0]}={kv[1]}")
     tally = Tally("sweep options")
+    parser = build_parser()
 
     @FUZZ
     @given(
@@ -233,17 +232,18 @@ def test_fuzz_sweep_options():
     def case(sweep, picked):
         argv = ["sweep", str(ROOT / sweep), *[x for pair in picked for x in pair]]
         with redirect_stderr(io.StringIO()):
-            tally.run(lambda: sweep_plan(build_parser().parse_args(argv)))
+            tally.run(lambda: sweep_plan(parser.parse_args(argv)))
 
     case()
     tally.report()
 
 
 def test_fuzz_data_lookup(data_dir):
-    from pipeline.cli import main
+    from pipeline.cli import build_parser, main
     from pipeline.nas.spaces import get_space
 
     tally = Tally("data lookup")
+    parser = build_parser()
 
     @st.composite
     def cells(draw):  # mostly V ops (input first, output last) and a V x V 0/1 matrix
@@ -280,7 +280,7 @@ def test_fuzz_data_lookup(data_dir):
         argv += ["--data-dir", str(data_dir), "--json"]
         out, err = io.StringIO(), io.StringIO()
         with redirect_stdout(out), redirect_stderr(err):
-            code = main(argv)
+            code = main(argv, parser)
         tally.cases += 1
         assert code in (0, 2), (argv, err.getvalue())
         if code == 2:

@@ -358,3 +358,82 @@ def test_a_lease_from_another_host_holds_until_its_heartbeat_is_older_than_the_t
     (folder / LEASE_NAME).write_bytes(b'{"host": "node-7", "pi')  # a write cut short
     with DriverLease([folder]):  # an unreadable lease holds nothing
         pass
+
+
+# -- a results disk that fills -------------------------------------------------------------
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 MB tmpfs made by the test (root; skipped with the reason where mount is refused)."""
+    where = tmp_path / "disk"
+    where.mkdir()
+    res = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+    )
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip() or res.returncode}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def _fill(disk: Path) -> Path:
+    """Fill ``disk`` to the last byte with a filler file; returns it."""
+    filler = disk / "filler"
+    with open(filler, "wb") as out:
+        try:
+            while True:
+                out.write(b"\0" * 65536)
+                out.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def test_a_full_results_disk_is_named_with_its_free_space_and_leaves_no_part(small_disk):
+    import pandas as pd
+
+    from pipeline.store.io import StorageFullError
+    from pipeline.store.results import ResultsStore, read_part, read_trials
+
+    folder = small_disk / "sweep"
+    store = ResultsStore(folder)
+    store.record({"trial_id": "first", "status": "ok"}, {"epochs": pd.DataFrame({"e": [1]})})
+    filler = _fill(small_disk)
+    big = pd.DataFrame({"x": range(200_000)})  # ~1.6 MB: does not fit in what is left
+    with pytest.raises(StorageFullError) as err:
+        store.record({"trial_id": "second", "status": "ok"}, {"generated": big})
+    message = str(err.value)
+    print(message)
+    assert str(folder) in message and "MB free of" in message and "--resume" in message
+    # nothing half-written: no part of the second trial, no temporary file
+    names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    assert names == ["epochs/first.parquet", "trials/first.parquet"], names
+    assert list(read_trials(folder)["trial_id"]) == ["first"]
+    filler.unlink()  # space freed: the same record goes through
+    store.record({"trial_id": "second", "status": "ok"}, {"generated": big})
+    assert sorted(read_trials(folder)["trial_id"]) == ["first", "second"]
+    assert len(read_part(folder, "generated")) == len(big)
+
+
+@pytest.mark.slow
+def test_a_sweep_on_a_full_disk_stops_with_one_line_and_runs_once_space_is_freed(
+    small_disk, tmp_path
+):
+    results = small_disk / "results"
+    filler = _fill(small_disk)
+    args = ["sweep", "sweeps/smoke.yaml", "--profile", "smoke", "--results", str(results)]
+    args += ["--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
+    res, seconds = _cli(args, tmp_path)
+    print(f"full disk: exit {res.returncode} after {seconds:.1f}s: {res.stderr.strip()[-400:]}")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert f"no space left on the device of {results}" in res.stderr
+    filler.unlink()
+    res, _ = _cli([*args, "--resume"], tmp_path, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    from pipeline.store.results import read_trials
+
+    trials = read_trials(results / "smoke")
+    assert len(trials) == 4 and trials["trial_id"].is_unique and set(trials.status) == {"ok"}
