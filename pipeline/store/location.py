@@ -14,14 +14,22 @@ then a server-side move onto the target, and the temporary key removed on any er
 interrupted stream would otherwise publish what was written so far). A writer killed
 half-way leaves at most a hidden key or an unfinished multipart upload (a bucket
 lifecycle rule cleans those), never a partial part.
+
+Object storage that stops answering for a while (a restart, a network fault) is waited
+for: every operation here is retried with a doubling backoff (0.5 s to 8 s) for up to
+``GNN2GNN_STORAGE_RETRY_S`` seconds (default 120), then fails with a one-line
+:class:`StorageError` naming the location. A missing file is never retried.
 """
 
 from __future__ import annotations
 
 import os
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pyarrow.fs as pafs
 
@@ -47,8 +55,16 @@ STORAGE_SETTINGS = (
 STORAGE_SECRETS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
+T = TypeVar("T")
+
+
 class StorageError(UserError, OSError):
     """A results or data location that cannot be opened (bad URI, no bucket, no access)."""
+
+
+def retry_seconds() -> float:
+    """How long an object-storage operation is retried (``GNN2GNN_STORAGE_RETRY_S``)."""
+    return float(os.environ.get("GNN2GNN_STORAGE_RETRY_S", "120"))
 
 
 def is_uri(where: str | os.PathLike) -> bool:
@@ -131,8 +147,30 @@ class Location:
         return Path(self.path)
 
     # -- queries ------------------------------------------------------------------------
+    def _retrying(self, what: str, operation: Callable[[], T]) -> T:
+        """``operation()``; on object storage retried while it fails with anything but a
+        missing file (see the module docstring)."""
+        if self.is_local:
+            return operation()
+        limit = retry_seconds()
+        deadline, delay = time.monotonic() + limit, 0.5
+        while True:
+            try:
+                return operation()
+            except FileNotFoundError:
+                raise
+            except OSError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise StorageError(
+                        f"{self.uri}: {what} failed for {limit:.0f}s "
+                        f"({str(exc).splitlines()[0][:200]}); what was written before is "
+                        "whole: run the same command with --resume once the storage answers"
+                    ) from None
+                time.sleep(delay)
+                delay = min(2 * delay, 8.0)
+
     def _type(self) -> pafs.FileType:
-        return self.fs.get_file_info(self.path).type
+        return self._retrying("looking it up", lambda: self.fs.get_file_info(self.path).type)
 
     def exists(self) -> bool:
         return self._type() != pafs.FileType.NotFound
@@ -144,7 +182,8 @@ class Location:
         return self._type() == pafs.FileType.File
 
     def _children(self) -> list[pafs.FileInfo]:
-        infos = self.fs.get_file_info(pafs.FileSelector(self.path, allow_not_found=True))
+        selector = pafs.FileSelector(self.path, allow_not_found=True)
+        infos = self._retrying("listing it", lambda: self.fs.get_file_info(selector))
         return sorted(
             (i for i in infos if not i.base_name.startswith(".")), key=lambda i: i.base_name
         )
@@ -163,8 +202,11 @@ class Location:
 
     # -- reading and writing --------------------------------------------------------------
     def read_bytes(self) -> bytes:
-        with self.fs.open_input_stream(self.path) as stream:
-            return stream.read()
+        def read() -> bytes:
+            with self.fs.open_input_stream(self.path) as stream:
+                return stream.read()
+
+        return self._retrying("reading it", read)
 
     def read_text(self) -> str:
         return self.read_bytes().decode()
@@ -183,24 +225,32 @@ class Location:
                 tmp.write_bytes(data)
             return
         parent, _, name = self.path.rpartition("/")
-        tmp = f"{parent}/.{name}.tmp-{uuid.uuid4().hex[:12]}"
-        try:
-            with self.fs.open_output_stream(tmp) as out:
-                out.write(data)
-            self.fs.move(tmp, self.path)
-        except BaseException:
+
+        def write() -> None:
+            tmp = f"{parent}/.{name}.tmp-{uuid.uuid4().hex[:12]}"
             try:
-                self.fs.delete_file(tmp)
-            except OSError:
-                pass
-            raise
+                with self.fs.open_output_stream(tmp) as out:
+                    out.write(data)
+                self.fs.move(tmp, self.path)
+            except BaseException:
+                try:
+                    self.fs.delete_file(tmp)
+                except OSError:
+                    pass  # a hidden key: readers skip it, a lifecycle rule removes it
+                raise
+
+        self._retrying("writing it", write)
 
     def unlink(self) -> None:
         """Remove the file if it is there."""
-        try:
-            self.fs.delete_file(self.path)
-        except FileNotFoundError:
-            pass
-        except OSError:
-            if self.exists():
-                raise
+
+        def delete() -> None:
+            try:
+                self.fs.delete_file(self.path)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                if self.exists():
+                    raise
+
+        self._retrying("removing it", delete)

@@ -128,6 +128,7 @@ def test_submit_script_runs_any_subcommand_and_the_older_sweep_form():
 class S3:
     endpoint: str
     env: dict
+    pid: int = 0  # the server's process (SIGSTOP makes it stop answering)
 
     def fs(self) -> pafs.S3FileSystem:
         return pafs.S3FileSystem(
@@ -157,7 +158,7 @@ def s3(tmp_path_factory):
     }
     try:
         _wait(lambda: _listening(port), 60, "the S3 server")
-        store = S3(endpoint, env)
+        store = S3(endpoint, env, server.pid)
         store.fs().create_dir(BUCKET)
         yield store
     finally:
@@ -356,6 +357,57 @@ def test_reproduce_on_two_nodes_lands_every_trial_once_on_s3_and_reports_from_it
         info = fs.get_file_info(f"{BUCKET}/runs/papers/report/{bench}/table3_baselines.md")
         assert info.type == pafs.FileType.File, bench
     assert fs.get_file_info(f"{BUCKET}/runs/papers/report/done.json").type == pafs.FileType.File
+
+
+@pytest.mark.slow
+def test_a_sweep_waits_out_object_storage_that_stops_answering_for_30s(tmp_path, s3):
+    """The S3 server stopped (SIGSTOP: connections hang, then time out) for 30 s after the
+    first trial is recorded, then continued: the sweep completes (writes retried with
+    backoff), or fails with one line naming the location and --resume completes; every
+    trial once, no partial part, no MLflow run left RUNNING."""
+    from mlflow.tracking import MlflowClient
+
+    fs = s3.fs()
+    results = f"s3://{BUCKET}/runs/outage-{secrets.token_hex(3)}"
+    trials_dir = f"{results.removeprefix('s3://')}/smoke/trials"
+    mlflow_db = tmp_path / "mlflow.db"
+    cmd = [str(BIN / "gnn2gnn"), "sweep", str(ROOT / "sweeps" / "smoke.yaml"), "--profile"]
+    cmd += ["smoke", "--results", results, "--tracking-uri", f"sqlite:///{mlflow_db}"]
+    env = {**os.environ, **s3.env, "GNN2GNN_STORAGE_RETRY_S": "120"}
+
+    def parts() -> list[str]:
+        infos = fs.get_file_info(pafs.FileSelector(trials_dir, allow_not_found=True))
+        return [i.base_name for i in infos]
+
+    log = open(tmp_path / "driver.log", "w")
+    driver = subprocess.Popen(
+        cmd, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        _wait(lambda: parts() or driver.poll() is not None, 400, "the first trial on S3")
+        os.kill(s3.pid, signal.SIGSTOP)
+        try:
+            time.sleep(30)
+        finally:
+            os.kill(s3.pid, signal.SIGCONT)
+        code = driver.wait(timeout=600)
+    finally:
+        _stop(driver)
+    out = (tmp_path / "driver.log").read_text()
+    print(f"driver after the outage: exit {code}; {out.strip().splitlines()[-1][:300]}")
+    if code != 0:  # a one-line error naming the location, then --resume completes
+        assert "Traceback" not in out and f"gnn2gnn: error: {results}" in out, out[-3000:]
+        res = subprocess.run(
+            [*cmd, "--resume"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600
+        )
+        assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
+    table = pads.dataset(trials_dir, filesystem=fs, format="parquet").to_table().to_pandas()
+    assert len(table) == 4 and table["trial_id"].is_unique and set(table["status"]) == {"ok"}
+    assert sorted(parts()) == sorted(f"{t}.parquet" for t in table["trial_id"])  # nothing else
+    client = MlflowClient(f"sqlite:///{mlflow_db}")
+    runs = client.search_runs([client.get_experiment_by_name("smoke").experiment_id])
+    assert sorted(r.data.tags["trial_id"] for r in runs) == sorted(table["trial_id"])
+    assert {r.info.status for r in runs} == {"FINISHED"}
 
 
 # -- the results store and the data on object storage, without Ray -----------------------
