@@ -128,6 +128,7 @@ def _check_record(results, record: dict, resume: bool) -> dict:
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from pipeline.paths import workers_data_dir
+    from pipeline.store.lease import DriverLease
     from pipeline.store.location import Location
     from pipeline.study import Study
     from pipeline.sweep.queue import run_queue
@@ -142,63 +143,71 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     data_dir = workers_data_dir(args.data_dir)
     jobs = study.jobs(entries, results, args.profile)
     root.mkdir()
-    record = _check_record(results, record, args.resume)
-    echo = _tee(Path(root.path) / "progress.log" if root.is_local else None)
-    tasks = study.tasks(entries, results, args.profile, data_dir, echo)
-    echo(
-        f"[{study.spec.name}] {len(entries)} entries ({', '.join(e.id for e in entries)}), "
-        f"{len(jobs)} sweep runs at profile {args.profile} into {root}"
-    )
-    summary = run_queue(
-        jobs,
-        name=study.spec.name,
-        storage=root / "ray",
-        tasks=tasks,
-        address=args.address,
-        resume=args.resume,
-        max_concurrent=args.max_concurrent,
-        data_dir=data_dir,
-        tracking_uri=args.tracking_uri,
-        log=echo,
-        progress_json=args.json,
-        versions=json.dumps(record["versions"]),
-        study=True,
-        forward_credentials=args.forward_credentials,
-    )
-    used = summary.busy_cpu_seconds / (summary.wall_seconds * summary.cpus) if summary.cpus else 0
-    echo(
-        f"[{study.spec.name}] queue done in {summary.wall_seconds:.0f}s: {summary.trainings} "
-        f"trainings for {summary.trials} trial records ({summary.skipped} finished before, "
-        f"{summary.shared} filled by sharing or copying), {len(summary.failed)} failed; "
-        f"{summary.busy_cpu_seconds:.0f} busy CPU-seconds of "
-        f"{summary.wall_seconds * summary.cpus:.0f} ({100 * used:.0f}%)"
-    )
-    for why in summary.blocked:
-        echo(f"[{study.spec.name}] {why}: run again with --resume once it is fixed")
-    report = None
-    if not args.no_report:
-        report = write_report(results, record, Path(args.out) if args.out else None, echo)
-    print(
-        json.dumps(
-            {
-                "results": str(root),
-                "profile": args.profile,
-                "entries": [e.id for e in entries],
-                "trial_records": summary.trials,
-                "finished_before": summary.skipped,
-                "trainings": summary.trainings,
-                "shared_or_copied": summary.shared,
-                "failed": [f"{key}:{tid}" for key, tid in summary.failed],
-                "failed_tasks": summary.failed_tasks,
-                "queue_seconds": round(summary.wall_seconds, 1),
-                "busy_cpu_seconds": round(summary.busy_cpu_seconds, 1),
-                "cpus": summary.cpus,
-                "utilisation": round(used, 3),
-                "report": report,
-            }
+    # one driver per study folder: study.json, the queue and the report (a sweep folder's
+    # own lease is taken by the queue)
+    lease = DriverLease([root]).acquire()
+    try:
+        record = _check_record(results, record, args.resume)
+        echo = _tee(Path(root.path) / "progress.log" if root.is_local else None)
+        tasks = study.tasks(entries, results, args.profile, data_dir, echo)
+        echo(
+            f"[{study.spec.name}] {len(entries)} entries ({', '.join(e.id for e in entries)}), "
+            f"{len(jobs)} sweep runs at profile {args.profile} into {root}"
         )
-    )
-    return 1 if summary.failed or summary.failed_tasks else 0
+        summary = run_queue(
+            jobs,
+            name=study.spec.name,
+            storage=root / "ray",
+            tasks=tasks,
+            address=args.address,
+            resume=args.resume,
+            max_concurrent=args.max_concurrent,
+            data_dir=data_dir,
+            tracking_uri=args.tracking_uri,
+            log=echo,
+            progress_json=args.json,
+            versions=json.dumps(record["versions"]),
+            study=True,
+            forward_credentials=args.forward_credentials,
+        )
+        used = (
+            summary.busy_cpu_seconds / (summary.wall_seconds * summary.cpus) if summary.cpus else 0
+        )
+        echo(
+            f"[{study.spec.name}] queue done in {summary.wall_seconds:.0f}s: {summary.trainings} "
+            f"trainings for {summary.trials} trial records ({summary.skipped} finished before, "
+            f"{summary.shared} filled by sharing or copying), {len(summary.failed)} failed; "
+            f"{summary.busy_cpu_seconds:.0f} busy CPU-seconds of "
+            f"{summary.wall_seconds * summary.cpus:.0f} ({100 * used:.0f}%)"
+        )
+        for why in summary.blocked:
+            echo(f"[{study.spec.name}] {why}: run again with --resume once it is fixed")
+        report = None
+        if not args.no_report:
+            report = write_report(results, record, Path(args.out) if args.out else None, echo)
+        print(
+            json.dumps(
+                {
+                    "results": str(root),
+                    "profile": args.profile,
+                    "entries": [e.id for e in entries],
+                    "trial_records": summary.trials,
+                    "finished_before": summary.skipped,
+                    "trainings": summary.trainings,
+                    "shared_or_copied": summary.shared,
+                    "failed": [f"{key}:{tid}" for key, tid in summary.failed],
+                    "failed_tasks": summary.failed_tasks,
+                    "queue_seconds": round(summary.wall_seconds, 1),
+                    "busy_cpu_seconds": round(summary.busy_cpu_seconds, 1),
+                    "cpus": summary.cpus,
+                    "utilisation": round(used, 3),
+                    "report": report,
+                }
+            )
+        )
+        return 1 if summary.failed or summary.failed_tasks else 0
+    finally:
+        lease.release()
 
 
 def add_parsers(sub) -> None:

@@ -114,7 +114,6 @@ class Progress:
     done: int = 0
     failed: int = 0
     running: int = 0
-    best: float | None = None
     bests: dict[str, float] = field(default_factory=dict)  # metric -> best (several experiments)
     start: float = field(default_factory=time.monotonic)
     busy_seconds: float = 0.0  # CPU-seconds of finished trials
@@ -142,6 +141,11 @@ class Progress:
             return self.busy_seconds / finished * left / self.cpus
         return (time.monotonic() - self.start) / finished * left
 
+    @property
+    def best(self) -> float | None:
+        """The best value of :attr:`metric` so far (None: none yet, or no metric)."""
+        return self.bests.get(self.metric) if self.metric else None
+
     def line(self, event: str) -> None:
         elapsed = time.monotonic() - self.start
         eta = self.eta()
@@ -153,7 +157,7 @@ class Progress:
                 "running": self.running,
                 "failed": self.failed,
                 "total": self.total,
-                "best": self.best,
+                "best": self.best,  # the metric's (None: none yet, or no metric)
                 "metric": self.metric,
                 "bests": self.bests,
                 "elapsed_s": round(elapsed, 1),
@@ -365,8 +369,6 @@ def _callback_class():
             metric = self.t.jobs[jobs[0]].experiment.progress_metric
             value = metrics.get(metric) if metric else None
             if value is not None and value == value:
-                if metric == self.progress.metric:
-                    self.progress.best = max(value, self.progress.best or value)
                 self.progress.bests[metric] = max(value, self.progress.bests.get(metric, value))
             self.progress.line(
                 f"finished {tid}" + (f" (for {len(jobs)} sweeps)" if len(jobs) > 1 else "")
