@@ -103,12 +103,14 @@ def main() -> None:
     out = Path(args.out or tempfile.mkdtemp(prefix="gnn2gnn-load-"))
     spent: dict[str, float] = {}
     order: list[str] = []  # trial ids in the order their records were written
+    recorded: set[str] = set()
 
     def by_row(self, a, kw):
-        row = a[0] if a else kw["row"]
-        if row["trial_id"] not in spent:
-            order.append(row["trial_id"])
-        return row["trial_id"]
+        tid = (a[0] if a else kw["row"])["trial_id"]
+        if tid not in recorded:
+            recorded.add(tid)
+            order.append(tid)
+        return tid
 
     runs: dict[str, str] = {}  # run id -> trial id
 

@@ -751,7 +751,10 @@ def _run_queue(
                         failure_config=tune.FailureConfig(
                             max_failures=max(j.spec.retries for j in jobs)
                         ),
-                        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                        # each trial reports one checkpoint (its files); num_to_keep would
+                        # also force Tune to write the whole experiment's state after every
+                        # trial's checkpoint: quadratic in the trials (benchmarks/load_sweep.py)
+                        checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
                         callbacks=[callback],
                         verbose=0,
                     ),
