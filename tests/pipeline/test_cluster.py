@@ -320,6 +320,7 @@ class Cluster:
     env: dict
     node2_cache: Path
     net: Netns
+    node2_pgid: int  # the second node's `ray start` process group
 
 
 @pytest.fixture(scope="module")
@@ -358,7 +359,7 @@ def two_nodes(tmp_path_factory, netns, ns_s3):
         node_cmd += [*common, "--temp-dir", str(temps[1])]
         procs.append(_start(netns.argv(1, node_cmd), node2_env, tmp_path / "node2.log"))
         _wait(lambda: _has_two_nodes(netns, address, env), 180, "the second node", poll=3)
-        yield Cluster(address, env, node2_cache, netns)
+        yield Cluster(address, env, node2_cache, netns, procs[1].pid)
     finally:
         for proc in reversed(procs):
             _stop(proc)
@@ -490,6 +491,100 @@ def test_reproduce_on_two_nodes_lands_every_trial_once_on_s3_and_reports_from_it
     for bench in ("nasbench101", "natsbench"):
         assert ns_s3.is_file(f"{BUCKET}/runs/papers/report/{bench}/table3_baselines.md"), bench
     assert ns_s3.is_file(f"{BUCKET}/runs/papers/report/done.json")
+
+
+def _in_namespace(name: str) -> list[int]:
+    """The processes living in network namespace ``name``."""
+    want = os.stat(f"/run/netns/{name}").st_ino
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}/ns/net").st_ino == want:
+                    found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def _trial_actors_in(name: str) -> set[int]:
+    """The Tune trial processes (``ray::ImplicitFunc``) living in namespace ``name``."""
+    out = set()
+    for pid in _in_namespace(name):
+        try:
+            if b"ImplicitFunc" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                out.add(pid)
+        except OSError:
+            continue
+    return out
+
+
+@pytest.mark.slow
+def test_a_node_killed_mid_trial_is_survived_each_trial_once(tmp_path, data_dir, two_nodes):
+    """The second node dies (kill -9 of its raylet's process group, and of every process
+    left in its namespace) while one of its trials trains: the trial is retried on the head
+    within the sweep's retries, and every trial ends once in Parquet with one FINISHED
+    MLflow run. The last of the two-node tests: the module's second node is gone after it."""
+    from mlflow.tracking import MlflowClient
+
+    from pipeline.store.results import read_trials
+
+    spec = yaml.safe_load((ROOT / "sweeps" / "smoke.yaml").read_text())
+    spec["retries"] = 2  # the trial on the dying node, and a margin for one more
+    spec["base"] = {**spec["base"], "epochs": 40}  # trials long enough to be cut
+    sweep_file = tmp_path / "smoke.yaml"
+    sweep_file.write_text(yaml.safe_dump(spec))
+    results, mlflow_db = tmp_path / "results", tmp_path / "mlflow.db"
+    cmd = [str(BIN / "gnn2gnn"), "sweep", str(sweep_file), "--profile", "smoke"]
+    cmd += ["--address", two_nodes.address, "--results", str(results)]
+    cmd += ["--tracking-uri", f"sqlite:///{mlflow_db}", "--data-dir", str(data_dir)]
+    env = dict(two_nodes.env)
+    env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
+    node2 = two_nodes.net.names[1]
+    seen: dict[int, float] = {}
+
+    def training_on_node2() -> bool:  # a trial process there for 4 s: past its start
+        now = time.monotonic()
+        for pid in _trial_actors_in(node2):
+            seen.setdefault(pid, now)
+        return any(now - t >= 4 for pid, t in seen.items() if Path(f"/proc/{pid}").exists())
+
+    log = open(tmp_path / "driver.log", "w")
+    driver = subprocess.Popen(
+        two_nodes.net.argv(0, cmd),
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        _wait(lambda: training_on_node2() or driver.poll() is not None, 300, "a trial", 0.5)
+        assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
+        os.killpg(two_nodes.node2_pgid, signal.SIGKILL)  # its raylet's process group
+        for pid in _in_namespace(node2):  # and what it started in groups of their own
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        code = driver.wait(timeout=600)
+    finally:
+        _stop(driver)
+    out = (tmp_path / "driver.log").read_text()
+    assert code == 0, out[-4000:]
+    trials = read_trials(results / "smoke")
+    client = MlflowClient(f"sqlite:///{mlflow_db}")
+    runs = client.search_runs([client.get_experiment_by_name("smoke").experiment_id])
+    statuses = [r.info.status for r in runs]
+    print(
+        f"node killed: 4 trials expected, {len(trials)} found, "
+        f"{int(trials['trial_id'].duplicated().sum())} duplicates, {len(runs)} MLflow runs, "
+        f"{statuses.count('RUNNING')} RUNNING; retried: {out.count('after an error')}"
+    )
+    assert "after an error" in out, out[-4000:]  # the trial that was cut, run again
+    assert len(trials) == 4 and trials["trial_id"].is_unique and set(trials.status) == {"ok"}
+    assert sorted(r.data.tags["trial_id"] for r in runs) == sorted(trials["trial_id"])
+    assert set(statuses) == {"FINISHED"}
 
 
 @pytest.mark.slow
@@ -649,3 +744,53 @@ def test_pretraining_writes_its_networks_to_s3_and_the_io_dataset_reads_them(
     saved = remote.save(f"{folder}/io_dataset")
     back = np.load(io.BytesIO((saved / "train.npy").read_bytes()))
     np.testing.assert_array_equal(back, remote.splits["train"].targets)
+
+
+_HOLD_LEASE = """
+import sys, time
+from pipeline.store.lease import DriverLease
+from pipeline.store.location import Location
+DriverLease([Location.of(sys.argv[1])], beat=0.5).acquire()
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_second_driver_on_a_results_prefix_on_s3_is_refused_until_the_first_dies(s3_env):
+    import json as json_
+    import socket as sock
+
+    from pipeline.store.lease import LEASE_NAME, DriverLease, LeaseHeldError, read_holder
+    from pipeline.store.location import Location
+
+    where = f"s3://{BUCKET}/lease-{secrets.token_hex(3)}/smoke"
+    folder = Location.of(where)
+    first = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LEASE, where],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert first.stdout.readline().strip() == "held"
+        with pytest.raises(LeaseHeldError) as err:
+            DriverLease([folder]).acquire()
+        assert f"host {sock.gethostname()}, PID {first.pid}, started " in str(err.value)
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    with DriverLease([folder]) as lease:  # the killed driver's lease is over at once here
+        assert read_holder(folder).token == lease.holder.token
+    assert not (folder / LEASE_NAME).exists()
+    # a lease from another machine holds until its heartbeat is older than the TTL
+    now = time.time()
+    theirs = {"host": "node-9", "pid": 7, "started": now, "process_start": None}
+    for age, held in ((5, True), (120, False)):
+        (folder / LEASE_NAME).write_bytes(
+            json_.dumps({**theirs, "beat": now - age, "token": "t", "command": ""}).encode()
+        )
+        if held:
+            with pytest.raises(LeaseHeldError, match="host node-9, PID 7"):
+                DriverLease([folder], ttl=60).acquire()
+        else:
+            DriverLease([folder], ttl=60).acquire().release()
