@@ -550,238 +550,199 @@ def run_queue(
                 "sweep run its own results folder"
             )
         owners[job.folder.uri] = job.key
-    # one driver per folder across processes and machines (pipeline.store.lease)
-    lease = DriverLease([job.folder for job in jobs]).acquire()
-    try:
-        return _run_queue(
-            jobs,
-            name=name,
-            storage=storage,
-            tasks=tasks,
-            address=address,
-            resume=resume,
-            max_concurrent=max_concurrent,
-            data_dir=data_dir,
-            tracking_uri=tracking_uri,
-            log=log,
-            progress_json=progress_json,
-            versions=versions,
-            study=study,
-            forward_credentials=forward_credentials,
-            t0=t0,
-        )
-    finally:
-        lease.release()
-
-
-def _run_queue(
-    jobs: list[Job],
-    *,
-    name: str,
-    storage: Location,
-    tasks: dict[str, Callable[[], TaskRun]],
-    address: str | None,
-    resume: bool,
-    max_concurrent: int | None,
-    data_dir: str | None,
-    tracking_uri: str | None,
-    log: Callable[[str], None],
-    progress_json: bool,
-    versions: str,
-    study: bool,
-    forward_credentials: bool,
-    t0: float,
-) -> QueueSummary:
-    """:func:`run_queue` once the jobs are checked and their folders leased."""
     from ray import tune
 
-    units: dict[str, _Unit] = {}
-    for j, job in enumerate(jobs):
-        exp = job.experiment
-        configs = expand(job.spec, job.profile, job.overrides, job.key, override=exp.override)
-        for cfg in configs:
-            tid = trial_id(cfg)
-            if tid in units:
-                units[tid].jobs.append(j)
-            else:
-                units[tid] = _Unit(cfg, exp.make_config(cfg, f"{job.key}: trial {cfg}"), [j])
-    stores = [ResultsStore(job.folder) for job in jobs]
-    finished = [store.finished_ids() for store in stores]
-    if not resume:
+    # one driver per folder across processes and machines (pipeline.store.lease)
+    with DriverLease([job.folder for job in jobs]):
+        units: dict[str, _Unit] = {}
         for j, job in enumerate(jobs):
-            if finished[j]:
-                raise SweepError(
-                    f"{job.folder} already holds {len(finished[j])} finished trials of this "
-                    "sweep: pass --resume to continue it, or choose another --results folder"
+            exp = job.experiment
+            configs = expand(job.spec, job.profile, job.overrides, job.key, override=exp.override)
+            for cfg in configs:
+                tid = trial_id(cfg)
+                if tid in units:
+                    units[tid].jobs.append(j)
+                else:
+                    units[tid] = _Unit(cfg, exp.make_config(cfg, f"{job.key}: trial {cfg}"), [j])
+        stores = [ResultsStore(job.folder) for job in jobs]
+        finished = [store.finished_ids() for store in stores]
+        if not resume:
+            for j, job in enumerate(jobs):
+                if finished[j]:
+                    raise SweepError(
+                        f"{job.folder} already holds {len(finished[j])} finished trials of this "
+                        "sweep: pass --resume to continue it, or choose another --results folder"
+                    )
+        train, copies = [], []
+        for tid, unit in units.items():
+            done = [j for j in unit.jobs if tid in finished[j]]
+            if not done:
+                train.append(tid)
+            copies += [(done[0], j, tid) for j in unit.jobs if j not in done] if done else []
+        _preflight(jobs, units, train, data_dir)  # before anything is written or started
+        targets = _Targets(jobs, stores, tracking_uri, versions)
+        train_in = [{tid for tid in train if j in units[tid].jobs} for j in range(len(jobs))]
+        for j, job in enumerate(jobs):
+            total = sum(1 for u in units.values() if j in u.jobs)
+            tracker = targets.trackers[j]
+            if not job.folder.is_local and tracker.uri.startswith("sqlite:///"):
+                log(
+                    f"[{job.key}] MLflow store on this machine only ({tracker.uri}); pass "
+                    "--tracking-uri to keep runs on a tracking server"
                 )
-    train, copies = [], []
-    for tid, unit in units.items():
-        done = [j for j in unit.jobs if tid in finished[j]]
-        if not done:
-            train.append(tid)
-        copies += [(done[0], j, tid) for j in unit.jobs if j not in done] if done else []
-    _preflight(jobs, units, train, data_dir)  # before anything is written or started
-    targets = _Targets(jobs, stores, tracking_uri, versions)
-    train_in = [{tid for tid in train if j in units[tid].jobs} for j in range(len(jobs))]
-    for j, job in enumerate(jobs):
-        total = sum(1 for u in units.values() if j in u.jobs)
-        tracker = targets.trackers[j]
-        if not job.folder.is_local and tracker.uri.startswith("sqlite:///"):
+            for tid, exc in sorted(stores[j].damaged.items()):
+                if tid in units:
+                    log(f"[{job.key}] warning: {exc.file}: {exc.why}; its trial {tid} runs again")
+                else:
+                    log(f"[{job.key}] warning: {exc.file}: {exc.why}; no trial of this sweep")
+            closed = tracker.close_orphans(train_in[j], finished[j])
             log(
-                f"[{job.key}] MLflow store on this machine only ({tracker.uri}); pass "
-                "--tracking-uri to keep runs on a tracking server"
+                f"[{job.key}] {total} trials at profile {job.profile}: {len(finished[j])} finished "
+                f"already, {len(train_in[j])} to run"
+                + (f"; closed {closed} orphaned MLflow runs" if closed else "")
             )
-        for tid, exc in sorted(stores[j].damaged.items()):
-            if tid in units:
-                log(f"[{job.key}] warning: {exc.file}: {exc.why}; its trial {tid} runs again")
-            else:
-                log(f"[{job.key}] warning: {exc.file}: {exc.why}; no trial of this sweep")
-        closed = tracker.close_orphans(train_in[j], finished[j])
-        log(
-            f"[{job.key}] {total} trials at profile {job.profile}: {len(finished[j])} finished "
-            f"already, {len(train_in[j])} to run"
-            + (f"; closed {closed} orphaned MLflow runs" if closed else "")
-        )
-    for src, dst, tid in copies:
-        _copy_record(targets, units, src, dst, tid)
-    if copies:
-        log(f"[{name}] {len(copies)} finished trials copied to the other sweeps that hold them")
-    records = sum(len(u.jobs) for u in units.values())
-    skipped = sum(len(f & set(units)) for f in finished)
-    summary = QueueSummary(records, skipped, 0, len(copies), len(copies), [], 0.0, 0.0, 0.0)
-    needed = set(tasks)  # every task given starts (one with nothing left to do ends at once)
-    if not train and not needed:
+        for src, dst, tid in copies:
+            _copy_record(targets, units, src, dst, tid)
+        if copies:
+            log(f"[{name}] {len(copies)} finished trials copied to the other sweeps that hold them")
+        records = sum(len(u.jobs) for u in units.values())
+        skipped = sum(len(f & set(units)) for f in finished)
+        summary = QueueSummary(records, skipped, 0, len(copies), len(copies), [], 0.0, 0.0, 0.0)
+        needed = set(tasks)  # every task given starts (one with nothing left to do ends at once)
+        if not train and not needed:
+            summary.wall_seconds = time.monotonic() - t0
+            return summary
+        import ray
+
+        started = init_ray(address, forward_credentials)
+        try:
+            has_gpu = ray.cluster_resources().get("GPU", 0) > 0
+            cpus = float(ray.cluster_resources().get("CPU", 0))
+            gpus = float(ray.cluster_resources().get("GPU", 0))
+            running = {name_: start() for name_, start in tasks.items() if name_ in needed}
+            given = {
+                tid: units[tid].typed
+                if jobs[units[tid].jobs[0]].experiment.takes_config
+                else units[tid].config
+                for tid in train
+            }
+            ready, gated = [], {}
+            # one Ray trial per pack group, per (experiment, pack, task any of its jobs needs)
+            by_kind: dict[tuple, list[str]] = {}
+            for tid in train:
+                first = jobs[units[tid].jobs[0]]
+                pack = max(jobs[j].pack for j in units[tid].jobs)
+                needs = next((jobs[j].needs for j in units[tid].jobs if jobs[j].needs), None)
+                by_kind.setdefault((first.experiment.name, pack, needs), []).append(tid)
+            groups = []
+            for (_, pack, needs), tids in by_kind.items():
+                first = jobs[units[tids[0]].jobs[0]]
+                for group in first.experiment.pack_groups([given[t] for t in tids], pack):
+                    groups.append((needs, first, [tids[i] for i in group]))
+            groups.sort(key=lambda g: -len(g[2]))  # the longest Ray trials first
+            for needs, first, tids in groups:
+                common = {
+                    "experiment": first.experiment.name,
+                    "cpus": first.spec.resources.cpu,
+                    "resources": _ray_resources(first.spec, has_gpu),
+                    "data_dir": data_dir,
+                    "cwd": os.getcwd(),
+                }
+                members = [
+                    {"trial_id": t, "trial": units[t].config, "config": given[t]} for t in tids
+                ]
+                if len(members) == 1:
+                    spec = {**common, **members[0]}
+                else:  # one Ray trial; its id names the group by its first member
+                    spec = {**common, "trial_id": f"pack{len(members)}-{tids[0]}", "trial": {}}
+                    spec["members"] = members
+                (gated.setdefault(needs, []) if needs else ready).append(spec)
+            n_ray = len(ready) + sum(len(v) for v in gated.values())  # Ray trials
+            if n_ray < len(train):
+                log(f"[{name}] {len(train)} trials packed into {n_ray} Ray trials")
+            groups_total: dict[str, int] = {}
+            for j, job in enumerate(jobs):
+                groups_total[job.group] = groups_total.get(job.group, 0) + len(train_in[j])
+            metric = (
+                jobs[0].experiment.progress_metric
+                if len({j.experiment.name for j in jobs}) == 1
+                else None
+            )
+            progress = Progress(
+                name,
+                len(train),
+                metric=metric,
+                log=log,
+                groups=groups_total if study else None,
+                as_json=progress_json,
+                cpus=cpus if study else 0.0,
+                gpus=gpus if study else 0.0,
+            )
+            callback = _callback_class()(targets, units, progress, study)
+            gate = _Gate(ready, gated, running, log)
+            progress.tasks = gate.tasks  # the live ones: the gate drops a finished task
+            callback.poll = gate.poll  # between Tune's asks for a trial too
+            os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(max(16, int(cpus * 1.1))))
+
+            def resources(config: dict):
+                from ray.tune.execution.placement_groups import resource_dict_to_pg_factory
+
+                return resource_dict_to_pg_factory(dict(config["spec"]["resources"]))
+
+            # One Tune run while trials are ready; when none is (every other trial handed out,
+            # a task still running), the run ends, the task is waited for, and its trials are
+            # the next run's: the same Ray session, the same callback.
+            runs = 0
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            while True:
+                gate.poll()
+                if gate.ready:
+                    tuner = tune.Tuner(
+                        tune.with_resources(tune_entry, resources),
+                        tune_config=tune.TuneConfig(
+                            search_alg=_searcher_class()(gate),
+                            num_samples=gate.waiting(),
+                            max_concurrent_trials=max_concurrent or None,
+                            reuse_actors=True,  # a worker process keeps its imports and tables
+                        ),
+                        run_config=tune.RunConfig(
+                            name=f"{name}-{stamp}" + (f"-{runs}" if runs else ""),
+                            storage_path=storage.path,
+                            storage_filesystem=None if storage.is_local else storage.fs,
+                            failure_config=tune.FailureConfig(
+                                max_failures=max(j.spec.retries for j in jobs)
+                            ),
+                            # each trial reports one checkpoint (its files); num_to_keep would
+                            # also force Tune to write the whole experiment's state after every
+                            # trial's checkpoint: quadratic in the trials (benchmarks/load_sweep.py)
+                            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+                            callbacks=[callback],
+                            verbose=0,
+                        ),
+                    )
+                    tuner.fit()
+                    runs += 1
+                    continue
+                if not gate.tasks:
+                    break
+                time.sleep(0.5)  # nothing to run until a task finishes
+            for why, specs in gate.blocked.values():
+                for spec in specs:
+                    for m in spec.get("members") or [spec]:
+                        summary.failed += [
+                            (jobs[j].key, m["trial_id"]) for j in units[m["trial_id"]].jobs
+                        ]
+                summary.blocked.append(why)
+            summary.failed = list(callback.failed) + summary.failed
+            summary.trainings = callback.trainings
+            summary.shared += callback.shared
+            summary.busy_cpu_seconds = progress.busy_seconds + sum(
+                t.busy_seconds for t in running.values()
+            )
+            summary.failed_tasks = [n for n in running if n in gate.blocked]
+            summary.cpus = cpus
+        finally:
+            if started:
+                ray.shutdown()
         summary.wall_seconds = time.monotonic() - t0
         return summary
-    import ray
-
-    started = init_ray(address, forward_credentials)
-    try:
-        has_gpu = ray.cluster_resources().get("GPU", 0) > 0
-        cpus = float(ray.cluster_resources().get("CPU", 0))
-        gpus = float(ray.cluster_resources().get("GPU", 0))
-        running = {name_: start() for name_, start in tasks.items() if name_ in needed}
-        given = {
-            tid: units[tid].typed
-            if jobs[units[tid].jobs[0]].experiment.takes_config
-            else units[tid].config
-            for tid in train
-        }
-        ready, gated = [], {}
-        # one Ray trial per pack group, per (experiment, pack, task any of its jobs needs)
-        by_kind: dict[tuple, list[str]] = {}
-        for tid in train:
-            first = jobs[units[tid].jobs[0]]
-            pack = max(jobs[j].pack for j in units[tid].jobs)
-            needs = next((jobs[j].needs for j in units[tid].jobs if jobs[j].needs), None)
-            by_kind.setdefault((first.experiment.name, pack, needs), []).append(tid)
-        groups = []
-        for (_, pack, needs), tids in by_kind.items():
-            first = jobs[units[tids[0]].jobs[0]]
-            for group in first.experiment.pack_groups([given[t] for t in tids], pack):
-                groups.append((needs, first, [tids[i] for i in group]))
-        groups.sort(key=lambda g: -len(g[2]))  # the longest Ray trials first
-        for needs, first, tids in groups:
-            common = {
-                "experiment": first.experiment.name,
-                "cpus": first.spec.resources.cpu,
-                "resources": _ray_resources(first.spec, has_gpu),
-                "data_dir": data_dir,
-                "cwd": os.getcwd(),
-            }
-            members = [{"trial_id": t, "trial": units[t].config, "config": given[t]} for t in tids]
-            if len(members) == 1:
-                spec = {**common, **members[0]}
-            else:  # one Ray trial; its id names the group by its first member
-                spec = {**common, "trial_id": f"pack{len(members)}-{tids[0]}", "trial": {}}
-                spec["members"] = members
-            (gated.setdefault(needs, []) if needs else ready).append(spec)
-        n_ray = len(ready) + sum(len(v) for v in gated.values())  # Ray trials
-        if n_ray < len(train):
-            log(f"[{name}] {len(train)} trials packed into {n_ray} Ray trials")
-        groups_total: dict[str, int] = {}
-        for j, job in enumerate(jobs):
-            groups_total[job.group] = groups_total.get(job.group, 0) + len(train_in[j])
-        metric = (
-            jobs[0].experiment.progress_metric
-            if len({j.experiment.name for j in jobs}) == 1
-            else None
-        )
-        progress = Progress(
-            name,
-            len(train),
-            metric=metric,
-            log=log,
-            groups=groups_total if study else None,
-            as_json=progress_json,
-            cpus=cpus if study else 0.0,
-            gpus=gpus if study else 0.0,
-        )
-        callback = _callback_class()(targets, units, progress, study)
-        gate = _Gate(ready, gated, running, log)
-        progress.tasks = gate.tasks  # the live ones: the gate drops a finished task
-        callback.poll = gate.poll  # between Tune's asks for a trial too
-        os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(max(16, int(cpus * 1.1))))
-
-        def resources(config: dict):
-            from ray.tune.execution.placement_groups import resource_dict_to_pg_factory
-
-            return resource_dict_to_pg_factory(dict(config["spec"]["resources"]))
-
-        # One Tune run while trials are ready; when none is (every other trial handed out,
-        # a task still running), the run ends, the task is waited for, and its trials are
-        # the next run's: the same Ray session, the same callback.
-        runs = 0
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        while True:
-            gate.poll()
-            if gate.ready:
-                tuner = tune.Tuner(
-                    tune.with_resources(tune_entry, resources),
-                    tune_config=tune.TuneConfig(
-                        search_alg=_searcher_class()(gate),
-                        num_samples=gate.waiting(),
-                        max_concurrent_trials=max_concurrent or None,
-                        reuse_actors=True,  # a worker process keeps its imports and tables
-                    ),
-                    run_config=tune.RunConfig(
-                        name=f"{name}-{stamp}" + (f"-{runs}" if runs else ""),
-                        storage_path=storage.path,
-                        storage_filesystem=None if storage.is_local else storage.fs,
-                        failure_config=tune.FailureConfig(
-                            max_failures=max(j.spec.retries for j in jobs)
-                        ),
-                        # each trial reports one checkpoint (its files); num_to_keep would
-                        # also force Tune to write the whole experiment's state after every
-                        # trial's checkpoint: quadratic in the trials (benchmarks/load_sweep.py)
-                        checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
-                        callbacks=[callback],
-                        verbose=0,
-                    ),
-                )
-                tuner.fit()
-                runs += 1
-                continue
-            if not gate.tasks:
-                break
-            time.sleep(0.5)  # nothing to run until a task finishes
-        for why, specs in gate.blocked.values():
-            for spec in specs:
-                for m in spec.get("members") or [spec]:
-                    summary.failed += [
-                        (jobs[j].key, m["trial_id"]) for j in units[m["trial_id"]].jobs
-                    ]
-            summary.blocked.append(why)
-        summary.failed = list(callback.failed) + summary.failed
-        summary.trainings = callback.trainings
-        summary.shared += callback.shared
-        summary.busy_cpu_seconds = progress.busy_seconds + sum(
-            t.busy_seconds for t in running.values()
-        )
-        summary.failed_tasks = [n for n in running if n in gate.blocked]
-        summary.cpus = cpus
-    finally:
-        if started:
-            ray.shutdown()
-    summary.wall_seconds = time.monotonic() - t0
-    return summary

@@ -142,22 +142,30 @@ class S3:
         )
 
 
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    port = _free_port()
+def _moto(host: str, port: int, log: Path, wrap=lambda argv: argv):
+    """moto's S3 server on ``host:port`` (``wrap``: e.g. into a namespace): the process and
+    the variables that reach it."""
     server = subprocess.Popen(
-        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=open(tmp_path_factory.mktemp("moto") / "moto.log", "w"),
+        wrap([str(BIN / "moto_server"), "-H", host, "-p", str(port)]),
+        stdout=open(log, "w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    endpoint = f"http://127.0.0.1:{port}"
     env = {
-        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
     }
+    return server, env
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    port = _free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    server, env = _moto("127.0.0.1", port, log)
+    endpoint = env["AWS_ENDPOINT_URL"]
     try:
         _wait(lambda: _listening(port), 60, "the S3 server")
         store = S3(endpoint, env, server.pid)
@@ -292,19 +300,9 @@ class NsS3:
 def ns_s3(netns, tmp_path_factory):
     """moto's S3 server in namespace 0, on its veth address."""
     port = _free_port()
-    server = subprocess.Popen(
-        netns.argv(0, [str(BIN / "moto_server"), "-H", netns.ips[0], "-p", str(port)]),
-        stdout=open(tmp_path_factory.mktemp("moto-ns") / "moto.log", "w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    endpoint = f"http://{netns.ips[0]}:{port}"
-    env = {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
+    log = tmp_path_factory.mktemp("moto-ns") / "moto.log"
+    server, env = _moto(netns.ips[0], port, log, lambda argv: netns.argv(0, argv))
+    endpoint = env["AWS_ENDPOINT_URL"]
     try:
         _wait(lambda: netns.listening(0, port), 60, "the S3 server in its namespace")
         store = NsS3(netns, endpoint, env)
