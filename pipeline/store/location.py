@@ -16,9 +16,12 @@ half-way leaves at most a hidden key or an unfinished multipart upload (a bucket
 lifecycle rule cleans those), never a partial part.
 
 Object storage that stops answering for a while (a restart, a network fault) is waited
-for: every operation here is retried with a doubling backoff (0.5 s to 8 s) for up to
-``GNN2GNN_STORAGE_RETRY_S`` seconds (default 120), then fails with a one-line
-:class:`StorageError` naming the location. A missing file is never retried.
+for: an operation that fails as a store that is away does (:data:`TRANSIENT`: no
+connection, a timeout, 5xx, throttling) is retried with a doubling backoff (0.5 s to 8 s)
+for up to ``GNN2GNN_STORAGE_RETRY_S`` seconds (default 120), then fails with a one-line
+:class:`StorageError` naming the location. A missing file, access denied or a bad request
+fail at once. One attempt may itself take long: pyarrow's client gives up on a silent
+server after about 100 s.
 """
 
 from __future__ import annotations
@@ -60,6 +63,30 @@ T = TypeVar("T")
 
 class StorageError(UserError, OSError):
     """A results or data location that cannot be opened (bad URI, no bucket, no access)."""
+
+
+# What an object store that is away (restarting, unreachable, overloaded) answers through
+# pyarrow's AWS and GCS clients; other errors (access denied, a bad request) are final.
+TRANSIENT = (
+    "NETWORK_CONNECTION",
+    "curlCode",
+    "Timeout",
+    "timed out",
+    "REQUEST_TIMEOUT",
+    "SERVICE_UNAVAILABLE",
+    "SLOW_DOWN",
+    "THROTTLING",
+    "INTERNAL_FAILURE",
+    "Connection refused",
+    "Connection reset",
+    "Couldn't connect",
+    "HTTP status 5",
+)
+
+
+def _transient(exc: OSError) -> bool:
+    text = str(exc)
+    return any(marker in text for marker in TRANSIENT)
 
 
 def retry_seconds() -> float:
@@ -152,17 +179,19 @@ class Location:
         missing file (see the module docstring)."""
         if self.is_local:
             return operation()
-        limit = retry_seconds()
-        deadline, delay = time.monotonic() + limit, 0.5
+        start = time.monotonic()
+        deadline, delay = start + retry_seconds(), 0.5
         while True:
             try:
                 return operation()
             except FileNotFoundError:
                 raise
             except OSError as exc:
+                if not _transient(exc):  # access denied, a bad request: no waiting helps
+                    raise
                 if time.monotonic() + delay > deadline:
                     raise StorageError(
-                        f"{self.uri}: {what} failed for {limit:.0f}s "
+                        f"{self.uri}: {what} failed for {time.monotonic() - start:.0f}s "
                         f"({str(exc).splitlines()[0][:200]}); what was written before is "
                         "whole: run the same command with --resume once the storage answers"
                     ) from None

@@ -792,3 +792,94 @@ def test_a_second_driver_on_a_results_prefix_on_s3_is_refused_until_the_first_di
                 DriverLease([folder], ttl=60).acquire()
         else:
             DriverLease([folder], ttl=60).acquire().release()
+
+
+class _Proxy:
+    """A TCP relay on 127.0.0.1 in front of a server, which can go away (connections
+    refused, open ones cut) and come back on the same port, the server keeping its state."""
+
+    def __init__(self, target: int) -> None:
+        import threading
+
+        self.target, self.port = target, _free_port()
+        self._lock, self._conns, self._listener = threading.Lock(), [], None
+        self.up()
+
+    def up(self) -> None:
+        import threading
+
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def down(self) -> None:
+        self._listener.close()
+        with self._lock:
+            for conn in self._conns:
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                conn.close()
+            self._conns.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        import threading
+
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # closed: down()
+            server = socket.create_connection(("127.0.0.1", self.target))
+            with self._lock:
+                self._conns += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+def test_writes_to_object_storage_are_retried_while_it_refuses_and_then_given_up(
+    s3_env, monkeypatch
+):
+    """The store behind a relay that goes away: a write issued while connections are
+    refused waits until it is back (5 s), then lands whole; one that outlasts
+    GNN2GNN_STORAGE_RETRY_S fails with one line naming the location."""
+    import threading
+
+    from pipeline.store.location import Location, StorageError
+
+    proxy = _Proxy(int(s3_env.endpoint.rsplit(":", 1)[1]))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{proxy.port}")
+    monkeypatch.setenv("GNN2GNN_STORAGE_RETRY_S", "60")
+    target = Location.of(f"s3://{BUCKET}/retry-{secrets.token_hex(3)}/part.bin")
+    target.write_bytes(b"before")
+    proxy.down()
+    threading.Timer(5, proxy.up).start()
+    t0 = time.monotonic()
+    target.write_bytes(b"after the outage")
+    waited = time.monotonic() - t0
+    print(f"write during a 5 s outage went through after {waited:.1f}s")
+    assert waited >= 4 and target.read_bytes() == b"after the outage"
+    proxy.down()  # for good
+    monkeypatch.setenv("GNN2GNN_STORAGE_RETRY_S", "3")
+    t0 = time.monotonic()
+    with pytest.raises(StorageError, match=f"{target.uri}: writing it failed for"):
+        target.write_bytes(b"never")
+    print(f"gave up after {time.monotonic() - t0:.1f}s")
