@@ -144,9 +144,11 @@ def test_credentials_reach_workers_only_when_forwarded_and_never_through_the_job
         RAY_AUTH_TOKEN=secrets.token_hex(16),
         PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
     )
+    dash = free_port()
     head = subprocess.Popen(
         [str(Path(sys.executable).parent / "ray"), "start", "--head", "--port", str(port)]
-        + ["--node-ip-address", "127.0.0.1", "--include-dashboard", "false", "--num-cpus", "1"]
+        + ["--node-ip-address", "127.0.0.1", "--dashboard-host", "127.0.0.1"]
+        + ["--dashboard-port", str(dash), "--num-cpus", "1"]
         + ["--block", "--disable-usage-stats", "--temp-dir", str(ray_tmp)],
         env=node_env,
         stdout=subprocess.DEVNULL,
@@ -180,6 +182,25 @@ def test_credentials_reach_workers_only_when_forwarded_and_never_through_the_job
         assert seen["default"] == {"plain": [None, "eu-fake-1"], "applied": [None, "eu-fake-1"]}
         assert seen["forward"]["applied"] == [FAKE_SECRET, "eu-fake-1"]
         assert seen["forward"]["plain"][0] is None  # not in the worker's runtime environment
+        # Ray's job records, read with its job API: both drivers' runtime environments are
+        # there (the region shows), the secret is not
+        lister = (
+            "import json, sys; from ray.job_submission import JobSubmissionClient; "
+            "jobs = JobSubmissionClient(sys.argv[1]).list_jobs(); "
+            "print(json.dumps([j.model_dump() for j in jobs], default=str))"
+        )
+        res = subprocess.run(  # in a process of its own: Ray reads RAY_AUTH_MODE once
+            [sys.executable, "-c", lister, f"http://127.0.0.1:{dash}"],
+            env=node_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert res.returncode == 0, res.stderr[-2000:]
+        jobs = json.loads(res.stdout.strip().splitlines()[-1])
+        drivers = [job for job in jobs if "DRIVER" in str(job["type"])]
+        assert len(drivers) >= 2 and all("eu-fake-1" in str(j["runtime_env"]) for j in drivers)
+        assert FAKE_SECRET not in json.dumps(jobs)
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         try:
@@ -314,7 +335,10 @@ def test_a_second_driver_refuses_at_once_and_a_killed_drivers_lease_ends_with_it
         print(f"second driver: exit {res.returncode} after {seconds:.1f}s: {res.stderr.strip()}")
         assert res.returncode == 2 and "Traceback" not in res.stderr
         assert f"host {socket.gethostname()}, PID {first.pid}, started " in res.stderr
-        assert seconds < 10 and not (folder / "trials").exists()
+        # refused before anything: no trial record, no MLflow store, no Ray session (the
+        # seconds printed above are mostly the command's imports)
+        assert not (folder / "trials").exists() and not (folder / "mlflow.db").exists()
+        assert not (folder / "ray").exists()
         assert read_holder(Location.of(folder)).beat > beat  # the first one's heartbeat
     finally:
         os.killpg(first.pid, signal.SIGKILL)  # kill -9: no release
