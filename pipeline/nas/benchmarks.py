@@ -3,6 +3,7 @@ entry point every command and trial uses."""
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -12,7 +13,15 @@ from pipeline.nas.table import Benchmark, BenchmarkError, Split
 from pipeline.paths import ENV_VAR, DataNotFoundError, resolve_data_dir
 from pipeline.store.location import Location, is_uri
 
-__all__ = ["BENCHMARKS", "Benchmark", "BenchmarkError", "Split", "check_data", "load_benchmark"]
+__all__ = [
+    "BENCHMARKS",
+    "Benchmark",
+    "BenchmarkError",
+    "Split",
+    "check_data",
+    "check_data_once",
+    "load_benchmark",
+]
 
 
 HOW_TO_GET_DATA = (
@@ -104,3 +113,12 @@ def check_data(
         else:
             natsbench.resolve_label(columns, dataset, label, found)
     return found.uri
+
+
+@functools.cache
+def check_data_once(
+    name: str, dataset: str = "cifar10", data_dir: str | None = None, label: str | None = None
+) -> str:
+    """:func:`check_data`, once per process for the same arguments (a sweep's driver checks
+    every trial's config; most share their data)."""
+    return check_data(name, dataset, data_dir, label)

@@ -10,10 +10,8 @@ schedule, sampling, row choice), ``trial`` (one trial's state, evaluation and se
 
 from __future__ import annotations
 
-import functools
-
 from pipeline.experiment import Experiment, Reporter, TrialResult
-from pipeline.nas.benchmarks import check_data
+from pipeline.nas.benchmarks import check_data_once
 from pipeline.nas.table import Benchmark
 from trainables.gnn2gnn.config import PROFILES, GNN2GNNConfig
 from trainables.gnn2gnn.parts import lambda_at
@@ -58,19 +56,14 @@ def apply_overrides(config: dict, overrides: dict) -> dict:
     return cfg
 
 
-@functools.cache
-def _check_data(benchmark: str, dataset: str, data_dir: str | None, label: str | None) -> None:
-    check_data(benchmark, dataset, data_dir, label)
-
-
 def preflight(config: GNN2GNNConfig, data_dir: str | None) -> None:
     """The data every trial of ``config`` reads, checked on the driver (``check_data``)."""
     where = config.data_dir or data_dir
-    _check_data(config.benchmark, config.dataset, where, config.label)
+    check_data_once(config.benchmark, config.dataset, where, config.label)
     target = config.eval_benchmark or config.benchmark
     target_ds = config.eval_dataset or ("cifar10" if target == "nasbench101" else config.dataset)
     if (target, target_ds) != (config.benchmark, config.dataset):
-        _check_data(target, target_ds, where, None)
+        check_data_once(target, target_ds, where, None)
 
 
 EXPERIMENT = Experiment(

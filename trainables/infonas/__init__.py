@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 
 from pipeline.experiment import Experiment, Reporter, StudyTask, TrialResult
-from pipeline.nas.benchmarks import check_data
+from pipeline.nas.benchmarks import check_data_once
 from pipeline.nas.table import Benchmark
 from trainables.infonas.config import PROFILES, IOEmbeddingConfig, check
 from trainables.infonas.trial import IOTrial
@@ -44,14 +44,9 @@ def preflight(config: IOEmbeddingConfig, data_dir: str | None) -> None:
     and, for the IO model, a finished pretraining folder."""
     from trainables.infonas.config import default_io_data
 
-    _check_data("nasbench101", "cifar10", config.data_dir or data_dir, config.label)
+    check_data_once("nasbench101", "cifar10", config.data_dir or data_dir, config.label)
     if config.model == "io-embedding" or config.same_batches:
         _check_io_folder(config.io_data or default_io_data(config.profile))
-
-
-@functools.cache
-def _check_data(benchmark: str, dataset: str, data_dir: str | None, label: str | None) -> None:
-    check_data(benchmark, dataset, data_dir, label)
 
 
 @functools.cache
