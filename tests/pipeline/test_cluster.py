@@ -14,6 +14,7 @@ import copy
 import io
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -201,14 +202,37 @@ class Netns:
         return res.returncode == 0
 
 
+def _remove_stale_netns() -> None:
+    """Remove the namespaces of a test run that was killed (SIGKILL skips the fixture's own
+    clean-up): they are named after the run's PID, and removed, with whatever still runs in
+    them, once that process is gone (or when this run reuses its PID)."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    for name in (line.split()[0] for line in listed.splitlines() if line.strip()):
+        owner = re.fullmatch(r"g2g(\d+)[ab]", name)
+        if not owner:
+            continue
+        pid = int(owner.group(1))
+        if pid != os.getpid() and Path(f"/proc/{pid}").exists():
+            continue  # another test run's, still alive
+        inside = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True)
+        for leftover in inside.stdout.split():
+            try:
+                os.kill(int(leftover), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
 @pytest.fixture(scope="module")
 def netns():
     """Two namespaces joined by a veth pair (10.231.R.1 and .2 on it), loopback up, and a
     default route over the link (Ray finds a node's address by the route; a packet sent
     anywhere else ends in the other namespace, which has no way out). The cluster tests'
     Ray nodes, S3 server and drivers run only in there, on addresses the test made. Skipped
-    with the reason where namespaces cannot be made; removed afterwards, also on failure."""
-    tag = secrets.token_hex(3)
+    with the reason where namespaces cannot be made; removed afterwards, also on failure, and
+    by the next run when this one is killed."""
+    _remove_stale_netns()
+    tag = os.getpid()  # names at most 15 characters: g2g + PID (up to 7 digits) + vb
     names, links = (f"g2g{tag}a", f"g2g{tag}b"), (f"g2g{tag}va", f"g2g{tag}vb")
     net = f"10.231.{secrets.randbelow(250) + 1}"
     ips = (f"{net}.1", f"{net}.2")
