@@ -125,6 +125,18 @@ class SweepTracker:
         if batch:
             self.client.log_batch(run_id, metrics=batch)
 
+    def copy_metrics(self, run_id: str, source: SweepTracker, source_run: str) -> None:
+        """Every metric of ``source_run`` (in ``source``'s store) into ``run_id`` with its
+        whole history, steps and timestamps kept: a copied trial's curves are the trained
+        one's, not its last values."""
+        history = [
+            Metric(m.key, m.value, m.timestamp, m.step)
+            for key in source.client.get_run(source_run).data.metrics
+            for m in source.client.get_metric_history(source_run, key)
+        ]
+        for i in range(0, len(history), 1000):  # MLflow's limit per batch
+            self.client.log_batch(run_id, metrics=history[i : i + 1000])
+
     def finish(
         self,
         run_id: str,

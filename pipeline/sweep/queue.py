@@ -469,7 +469,8 @@ def _copy_record(targets: _Targets, units: dict, src: int, dst: int, tid: str) -
     """A trial finished in job ``src`` recorded in job ``dst`` too, without training: an
     MLflow run (started first, so a kill leaves it RUNNING for the next resume to close),
     the source's tables and row as stored (its versions and types kept; ``sweep`` and
-    ``table`` are the destination's), then the run's metrics, tags and artifacts."""
+    ``table`` are the destination's), then the run's metrics (each with its history), tags
+    and artifacts."""
     s_store, d_store = targets.stores[src], targets.stores[dst]
     s_track, d_track = targets.trackers[src], targets.trackers[dst]
     job = targets.jobs[dst]
@@ -489,7 +490,7 @@ def _copy_record(targets: _Targets, units: dict, src: int, dst: int, tid: str) -
     with tempfile.TemporaryDirectory() as tmp:
         folder = None
         if s_run is not None:
-            d_track.log_metrics(run, s_track.client.get_run(s_run).data.metrics, step=0)
+            d_track.copy_metrics(run, s_track, s_run)
             try:
                 folder = Path(s_track.client.download_artifacts(s_run, "", tmp))
             except Exception:  # noqa: BLE001 -- the record stands without its artifacts

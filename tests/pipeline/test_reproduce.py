@@ -163,8 +163,27 @@ def _check_records(results: Path, only: list[str] | None = None) -> dict[str, li
         tids = [r.data.tags["trial_id"] for r in runs]
         assert sorted(tids) == sorted(expected), job.key
         assert {r.info.status for r in runs} == {"FINISHED"}, job.key
+        for run in runs:  # a copied trial's curves are the trained one's, epoch by epoch
+            if "copied_from" in run.data.tags:
+                source, s_client = _source(results, run)
+                assert run.data.metrics == source.data.metrics, job.key
+                for key in source.data.metrics:
+                    assert _history(client, run, key) == _history(s_client, source, key), key
         out[job.key] = sorted(expected)
     return out
+
+
+def _source(results: Path, copied):
+    """The run, and its client, of the sweep that trained a copied trial (``copied_from``)."""
+    key, tid = copied.data.tags["copied_from"], copied.data.tags["trial_id"]
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{results / key}/mlflow.db")
+    ids = [e.experiment_id for e in client.search_experiments()]
+    (run,) = client.search_runs(ids, f"tags.trial_id = '{tid}'")
+    return run, client
+
+
+def _history(client, run, key: str) -> list[tuple[int, float]]:
+    return sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, key))
 
 
 def _render(page: Path, tmp_path: Path) -> str:
