@@ -129,10 +129,16 @@ class SweepTracker:
         """Every metric of ``source_run`` (in ``source``'s store) into ``run_id`` with its
         whole history, steps and timestamps kept: a copied trial's curves are the trained
         one's, not its last values."""
+        have = {  # points a copy interrupted by a kill already logged: not logged twice
+            (m.key, m.step, m.timestamp)
+            for key in self.client.get_run(run_id).data.metrics
+            for m in self.client.get_metric_history(run_id, key)
+        }
         history = [
             Metric(m.key, m.value, m.timestamp, m.step)
             for key in source.client.get_run(source_run).data.metrics
             for m in source.client.get_metric_history(source_run, key)
+            if (m.key, m.step, m.timestamp) not in have
         ]
         for i in range(0, len(history), 1000):  # MLflow's limit per batch
             self.client.log_batch(run_id, metrics=history[i : i + 1000])
