@@ -167,8 +167,8 @@ def _check_records(results: Path, only: list[str] | None = None) -> dict[str, li
             if "copied_from" in run.data.tags:
                 source, s_client = _source(results, run)
                 assert run.data.metrics == source.data.metrics, job.key
-                for key in source.data.metrics:
-                    assert _history(client, run, key) == _history(s_client, source, key), key
+                for key in source.data.metrics:  # a killed attempt may have left points too
+                    assert _history(s_client, source, key) <= _history(client, run, key), key
         out[job.key] = sorted(expected)
     return out
 
@@ -182,8 +182,8 @@ def _source(results: Path, copied):
     return run, client
 
 
-def _history(client, run, key: str) -> list[tuple[int, float]]:
-    return sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, key))
+def _history(client, run, key: str) -> set[tuple[int, float]]:
+    return {(m.step, m.value) for m in client.get_metric_history(run.info.run_id, key)}
 
 
 def _render(page: Path, tmp_path: Path) -> str:
